@@ -1,0 +1,74 @@
+"""Event callbacks: how users feed resilient_aws's decisions into their own metrics.
+
+Events are emitted only on the failure path (retry, budget denial, breaker transition, failover,
+stale DNS), never for a plain success, so listeners cost nothing on the hot path. A listener that
+raises is logged and ignored: observability must never break the call it observes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("resilient_aws")
+
+#: Event kinds. Kept as plain strings so listeners can filter without importing anything.
+RETRY = "retry"
+BUDGET_DENIED = "budget_denied"
+BREAKER_STATE = "breaker_state"
+FAILOVER = "failover"
+CIRCUIT_OPEN = "circuit_open"
+DNS_STALE = "dns_stale"
+DNS_RECOVERED = "dns_recovered"
+DNS_FAILURE = "dns_failure"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decision taken by resilient_aws. ``detail`` holds kind-specific, JSON-serializable data."""
+
+    kind: str
+    service: str | None = None
+    region: str | None = None
+    operation: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[Event], None]
+
+
+class Emitter:
+    """A list of listeners. Adding is locked; emitting reads a tuple snapshot, so no lock is held
+    while user code runs."""
+
+    __slots__ = ("_listeners", "_lock", "_parent")
+
+    def __init__(self, parent: Emitter | None = None) -> None:
+        self._listeners: tuple[Listener, ...] = ()
+        self._lock = threading.Lock()
+        self._parent = parent
+
+    def add(self, listener: Listener) -> None:
+        if not callable(listener):
+            raise TypeError("listener must be callable")
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    def emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a metrics bug must not fail the AWS call
+                logger.exception("resilient_aws event listener %r raised; ignored", listener)
+        if self._parent is not None:
+            self._parent.emit(event)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
