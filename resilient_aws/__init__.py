@@ -1,1 +1,34 @@
-"""resilient_aws: keep botocore/boto3 clients working when AWS itself breaks."""
+"""resilient_aws: keep botocore/boto3 clients working when AWS itself breaks.
+
+Last-known-good DNS, multi-region failover, a circuit breaker per (service, region), token-bucket
+retry budgets and jittered backoff, with one retry loop and a hot path of about a microsecond.
+This module only re-exports the public names; see the README and docs/ for the design.
+"""
+
+from .breaker import CLOSED, HALF_OPEN, OPEN
+from .client import ResilientClient
+from .errors import CircuitOpenError, ConfigError
+from .events import Event
+from .policy import BreakerPolicy, BudgetPolicy, DnsPolicy, FailoverPolicy, Policy, RetryPolicy
+from .session import Session, wrap
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLOSED",
+    "HALF_OPEN",
+    "OPEN",
+    "BreakerPolicy",
+    "BudgetPolicy",
+    "CircuitOpenError",
+    "ConfigError",
+    "DnsPolicy",
+    "Event",
+    "FailoverPolicy",
+    "Policy",
+    "ResilientClient",
+    "RetryPolicy",
+    "Session",
+    "__version__",
+    "wrap",
+]

@@ -21,7 +21,7 @@ Defaults, and where they come from (see ANCHORS in the design notes):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 

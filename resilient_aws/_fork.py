@@ -1,0 +1,30 @@
+"""Fork hygiene. Locks copied into a child by ``os.fork()`` may be held by a thread that does not
+exist there; every lock-owning object registers here and gets fresh locks in the child. State
+(breaker states, DNS answers, counters) is kept: what the parent learned about an outage is still
+true in the child."""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+
+logger = logging.getLogger("resilient_aws")
+_objects: weakref.WeakSet = weakref.WeakSet()
+
+
+def register(obj: object) -> None:
+    """``obj`` must have an ``_after_fork()`` method, called in the child only."""
+    _objects.add(obj)
+
+
+def _reinit_in_child() -> None:
+    for obj in list(_objects):
+        try:
+            obj._after_fork()
+        except Exception:  # pragma: no cover - a child must not die on bookkeeping
+            logger.exception("resilient_aws: re-initialising %r after fork failed", obj)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_in_child)

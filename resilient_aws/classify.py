@@ -1,0 +1,87 @@
+"""Error classification: what one failed attempt means for retry, breaker and failover.
+
+The lists of transient and throttling error codes are botocore's own standard-mode lists
+(``botocore.retries.standard``), read at import, not copied: when botocore learns a new throttling
+code, resilient_aws learns it too.
+
+- transient (5xx 500/502/503/504, RequestTimeout..., connection errors, timeouts, DNS failures):
+  retryable, counts against the endpoint's breaker, may move region;
+- other 5xx (501, 505...): not retried, but count against the breaker and may move region — the
+  endpoint is unhealthy, not the request;
+- throttling (Throttling..., ProvisionedThroughputExceeded, HTTP 429): retryable with the longer
+  throttle backoff; counts against the breaker only if ``BreakerPolicy.count_throttles``; does not
+  move region (the other region's capacity is not a spare for this one's);
+- every other ``ClientError`` (ValidationException, ConditionalCheckFailed, AccessDenied...) and
+  every other ``BotoCoreError`` (bad parameters, no credentials): the caller's problem; never
+  retried, never counted, never moved;
+- anything else (a bug, KeyboardInterrupt): propagates untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.retries import standard as _std
+
+TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(_std.TransientRetryableChecker._TRANSIENT_ERROR_CODES)
+TRANSIENT_STATUS_CODES: frozenset[int] = frozenset(_std.TransientRetryableChecker._TRANSIENT_STATUS_CODES)
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = tuple(
+    _std.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS) or (ConnectionError, HTTPClientError)
+THROTTLING_ERROR_CODES: frozenset[str] = frozenset(_std.ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
+THROTTLING_STATUS_CODES: frozenset[int] = frozenset(
+    getattr(_std, "ThrottlingStatusCodeChecker", None)._THROTTLING_STATUS_CODES
+    if hasattr(_std, "ThrottlingStatusCodeChecker") else (429,))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    retryable: bool
+    throttle: bool
+    endpoint_failure: bool   # counts against the breaker (throttles: see BreakerPolicy.count_throttles)
+    may_fail_over: bool
+    retry_after: float | None = None  # seconds, from x-amz-retry-after
+
+    @property
+    def caller_error(self) -> bool:
+        return not (self.retryable or self.endpoint_failure or self.throttle)
+
+
+CALLER_ERROR = Verdict(retryable=False, throttle=False, endpoint_failure=False, may_fail_over=False)
+TRANSIENT = Verdict(retryable=True, throttle=False, endpoint_failure=True, may_fail_over=True)
+UNHEALTHY = Verdict(retryable=False, throttle=False, endpoint_failure=True, may_fail_over=True)
+
+
+def _retry_after(response: dict) -> float | None:
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
+    raw = headers.get("x-amz-retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw) / 1000.0  # the header carries milliseconds
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def classify(exc: BaseException) -> Verdict:
+    """Classify one attempt's exception. Pure function; cheap enough for the failure path."""
+    if isinstance(exc, ClientError):
+        response = exc.response or {}
+        code = response.get("Error", {}).get("Code")
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if code in THROTTLING_ERROR_CODES or status in THROTTLING_STATUS_CODES:
+            return Verdict(retryable=True, throttle=True, endpoint_failure=False, may_fail_over=False,
+                           retry_after=_retry_after(response))
+        if code in TRANSIENT_ERROR_CODES or status in TRANSIENT_STATUS_CODES:
+            retry_after = _retry_after(response)
+            if retry_after is None:
+                return TRANSIENT
+            return Verdict(retryable=True, throttle=False, endpoint_failure=True, may_fail_over=True,
+                           retry_after=retry_after)
+        if status >= 500:
+            return UNHEALTHY
+        return CALLER_ERROR
+    if isinstance(exc, TRANSIENT_EXCEPTIONS):
+        return TRANSIENT
+    return CALLER_ERROR

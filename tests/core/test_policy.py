@@ -1,0 +1,145 @@
+"""Bad configuration raises ConfigError at construction, naming the field."""
+
+import pytest
+
+import resilient_aws
+from resilient_aws import (BreakerPolicy, BudgetPolicy, ConfigError, DnsPolicy, FailoverPolicy, Policy,
+                           RetryPolicy)
+
+
+@pytest.mark.parametrize(
+    ("factory", "field"),
+    [
+        (lambda: RetryPolicy(max_attempts=0), "RetryPolicy.max_attempts"),
+        (lambda: RetryPolicy(max_attempts=2.5), "RetryPolicy.max_attempts"),
+        (lambda: RetryPolicy(base_delay=-1), "RetryPolicy.base_delay"),
+        (lambda: RetryPolicy(max_delay=0.01, base_delay=0.1), "RetryPolicy.max_delay"),
+        (lambda: RetryPolicy(jitter="decorrelated"), "RetryPolicy.jitter"),
+        (lambda: RetryPolicy(deadline=0), "RetryPolicy.deadline"),
+        (lambda: RetryPolicy(deadline=float("nan")), "RetryPolicy.deadline"),
+        (lambda: BudgetPolicy(ratio=-0.1), "BudgetPolicy.ratio"),
+        (lambda: BudgetPolicy(min_per_second=-1), "BudgetPolicy.min_per_second"),
+        (lambda: BudgetPolicy(window=0), "BudgetPolicy.window"),
+        (lambda: BudgetPolicy(enabled="yes"), "BudgetPolicy.enabled"),
+        (lambda: BreakerPolicy(failure_ratio=0), "BreakerPolicy.failure_ratio"),
+        (lambda: BreakerPolicy(failure_ratio=1.5), "BreakerPolicy.failure_ratio"),
+        (lambda: BreakerPolicy(min_calls=0), "BreakerPolicy.min_calls"),
+        (lambda: BreakerPolicy(open_time=10, max_open_time=5), "BreakerPolicy.max_open_time"),
+        (lambda: BreakerPolicy(open_jitter=1.0), "BreakerPolicy.open_jitter"),
+        (lambda: BreakerPolicy(probes=0), "BreakerPolicy.probes"),
+        (lambda: DnsPolicy(nameservers=["not-an-ip"]), "DnsPolicy.nameservers"),
+        (lambda: DnsPolicy(nameservers="127.0.0.1"), "DnsPolicy.nameservers"),
+        (lambda: DnsPolicy(nameservers=[]), "DnsPolicy.nameservers"),
+        (lambda: DnsPolicy(port=70000), "DnsPolicy.port"),
+        (lambda: DnsPolicy(timeout=0), "DnsPolicy.timeout"),
+        (lambda: DnsPolicy(max_stale=-1), "DnsPolicy.max_stale"),
+        (lambda: FailoverPolicy(operations="PutItem"), "FailoverPolicy.operations"),
+        (lambda: Policy(retry=BudgetPolicy()), "Policy.retry"),
+    ],
+)
+def test_invalid_policy_field_raises_config_error_naming_it(factory, field):
+    with pytest.raises(ConfigError) as info:
+        factory()
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_default_policy_is_valid_and_shareable():
+    policy = Policy()
+    assert policy.retry.max_attempts == 3
+    assert policy.budget.ratio == 0.1
+    with pytest.raises(AttributeError):
+        policy.retry = RetryPolicy()  # frozen: one instance can be shared across threads
+
+
+def test_nameservers_are_normalised_to_a_tuple():
+    assert DnsPolicy(nameservers=["127.0.0.1", "::1"]).nameservers == ("127.0.0.1", "::1")
+
+
+def test_reads_fail_over_by_default_but_writes_do_not():
+    policy = FailoverPolicy()
+    for op in ("GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan", "DescribeTable", "ListTables"):
+        assert policy.may_fail_over(op), op
+    for op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "ExecuteStatement"):
+        assert not policy.may_fail_over(op), op
+
+
+def test_writes_fail_over_when_allowed_explicitly():
+    assert FailoverPolicy(allow_writes=True).may_fail_over("PutItem")
+    assert FailoverPolicy(operations={"PutItem"}).may_fail_over("PutItem")
+    assert not FailoverPolicy(operations={"PutItem"}).may_fail_over("DeleteItem")
+
+
+def test_denied_operation_never_fails_over():
+    assert not FailoverPolicy(deny_operations={"Scan"}).may_fail_over("Scan")
+    assert not FailoverPolicy(enabled=False).may_fail_over("GetItem")
+
+
+def _session(**kwargs):
+    kwargs.setdefault("aws_access_key_id", "testing")
+    kwargs.setdefault("aws_secret_access_key", "testing")
+    return resilient_aws.Session(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"region_name": "us-east-1", "failover_regions": ["us-east-1"]}, "failover_regions"),
+        ({"region_name": "us-east-1", "failover_regions": ["us-west-2", "us-west-2"]}, "failover_regions"),
+        ({"region_name": "us-east-1", "failover_regions": "us-west-2"}, "failover_regions"),
+        ({"region_name": "us east 1"}, "region_name"),
+        ({"region_name": "us-east-1", "policy": {"retry": 3}}, "policy"),
+        ({"region_name": "us-east-1", "aws_secret_access_key": None}, "aws_secret_access_key"),
+    ],
+)
+def test_invalid_session_argument_raises_config_error_naming_it(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        _session(**kwargs)
+    assert info.value.field == field
+
+
+def test_session_without_any_region_names_region_name(monkeypatch):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(ConfigError) as info:
+        _session()
+    assert info.value.field == "region_name"
+
+
+def test_unknown_service_is_named_with_a_suggestion():
+    session = _session(region_name="us-east-1", policy=Policy(dns=DnsPolicy(enabled=False)))
+    with pytest.raises(ConfigError) as info:
+        session.client("dynamodbb")
+    assert info.value.field == "service_name"
+    assert "'dynamodb'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"endpoint_urls": {"eu-west-1": "http://127.0.0.1:1"}}, "endpoint_urls"),
+        ({"endpoint_urls": {"us-east-1": "127.0.0.1:1"}}, "endpoint_urls"),
+        ({"endpoint_urls": ["http://127.0.0.1:1"]}, "endpoint_urls"),
+        ({"endpoint_url": "ftp://x"}, "endpoint_url"),
+        ({"endpoint_url": "http://127.0.0.1:2", "endpoint_urls": {"us-east-1": "http://127.0.0.1:1"}},
+         "endpoint_url"),
+        ({"config": {"retries": 1}}, "config"),
+    ],
+)
+def test_invalid_client_argument_raises_config_error_naming_it(kwargs, field):
+    session = _session(region_name="us-east-1", failover_regions=["us-west-2"],
+                       policy=Policy(dns=DnsPolicy(enabled=False)))
+    with pytest.raises(ConfigError) as info:
+        session.client("dynamodb", **kwargs)
+    assert info.value.field == field
+
+
+def test_wrap_rejects_something_that_is_not_a_client():
+    with pytest.raises(ConfigError) as info:
+        resilient_aws.wrap(object())
+    assert info.value.field == "client"
