@@ -176,17 +176,31 @@ class ResilientClient:
         first_ok = lane.first_ok
         slow = self._call_slow
 
-        def operation(*args: Any, **kwargs: Any) -> Any:
-            if args:
-                raise TypeError(f"{py_name}() only accepts keyword arguments.")
-            if breaker.state is CLOSED:
-                try:
-                    result = primary_method(**kwargs)
-                except Exception as exc:
-                    return slow(py_name, op_name, kwargs, exc)
-                first_ok()
-                return result
-            return slow(py_name, op_name, kwargs, None)
+        if self._policy.retry.deadline is None:
+            def operation(*args: Any, **kwargs: Any) -> Any:
+                if args:
+                    raise TypeError(f"{py_name}() only accepts keyword arguments.")
+                if breaker.state is CLOSED:
+                    try:
+                        result = primary_method(**kwargs)
+                    except Exception as exc:
+                        return slow(py_name, op_name, kwargs, exc, None)
+                    first_ok()
+                    return result
+                return slow(py_name, op_name, kwargs, None, None)
+        else:  # a deadline counts from the call's start, so only then is the clock read up front
+            def operation(*args: Any, **kwargs: Any) -> Any:
+                if args:
+                    raise TypeError(f"{py_name}() only accepts keyword arguments.")
+                started = _monotonic()
+                if breaker.state is CLOSED:
+                    try:
+                        result = primary_method(**kwargs)
+                    except Exception as exc:
+                        return slow(py_name, op_name, kwargs, exc, started)
+                    first_ok()
+                    return result
+                return slow(py_name, op_name, kwargs, None, started)
 
         operation.__name__ = py_name
         operation.__qualname__ = f"ResilientClient.{py_name}"
@@ -218,12 +232,13 @@ class ResilientClient:
         else:  # a caller error is proof the endpoint is alive and answering
             breaker.on_success(now, ticket)
 
-    def _call_slow(self, py_name: str, op_name: str, kwargs: dict, first_exc: Exception | None) -> Any:
+    def _call_slow(self, py_name: str, op_name: str, kwargs: dict, first_exc: Exception | None,
+                   started: float | None) -> Any:
         policy = self._policy
         max_attempts = policy.retry.max_attempts
         deadline = policy.retry.deadline
         start = _monotonic()
-        deadline_at = start + deadline if deadline is not None else None
+        deadline_at = (started if started is not None else start) + deadline if deadline is not None else None
         lanes = self._lanes if self._may_fail_over(op_name) else self._lanes[:1]
         n = {k: 0 for k in ("attempts", "retries", "denied", "failovers", "throttled")}
         per_lane = [0] * len(lanes)

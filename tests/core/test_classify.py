@@ -1,8 +1,14 @@
 """Which errors are retried, count against the breaker, or move region."""
 
 import pytest
-from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError, NoCredentialsError,
-                                 ParamValidationError, ReadTimeoutError)
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 
 from resilient_aws import CircuitOpenError
 from resilient_aws.classify import THROTTLING_ERROR_CODES, TRANSIENT_ERROR_CODES, classify

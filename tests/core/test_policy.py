@@ -3,8 +3,7 @@
 import pytest
 
 import resilient_aws
-from resilient_aws import (BreakerPolicy, BudgetPolicy, ConfigError, DnsPolicy, FailoverPolicy, Policy,
-                           RetryPolicy)
+from resilient_aws import BreakerPolicy, BudgetPolicy, ConfigError, DnsPolicy, FailoverPolicy, Policy, RetryPolicy
 
 
 @pytest.mark.parametrize(
