@@ -98,10 +98,6 @@ class CircuitBreaker:
                 self._probe_in_flight = False
 
     # -- results -----------------------------------------------------------------------------
-    def _success_locked(self, now: float) -> None:
-        if self.state is CLOSED:
-            self._counts.add(now, SUCCESSES)
-
     def on_success(self, now: float, ticket: int) -> None:
         change = None
         with self._lock:
@@ -130,7 +126,7 @@ class CircuitBreaker:
             elif self.state is CLOSED:
                 counts = self._counts
                 counts.add(now, FAILURES)
-                successes, failures = counts.totals
+                successes, failures = counts.totals(now)
                 total = successes + failures
                 if total >= self.policy.min_calls and failures >= self.policy.failure_ratio * total:
                     change = self._open(now, reason=f"{failures}/{total} attempts failed")
@@ -175,9 +171,9 @@ class CircuitBreaker:
         if self._on_change is not None:
             self._on_change(old, new, detail)
 
-    def snapshot(self) -> dict:
+    def snapshot(self, now: float) -> dict:
         with self._lock:
-            successes, failures = self._counts.totals
+            successes, failures = self._counts.totals(now)
             return {"state": self.state, "window_successes": successes, "window_failures": failures,
                     "transitions": self.transitions}
 

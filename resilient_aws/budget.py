@@ -44,17 +44,13 @@ class RetryBudget:
         with self._lock:
             self._counts.add(now, DEPOSITS)
 
-    def _deposit_locked(self, now: float) -> None:
-        self._counts.add(now, DEPOSITS)
-
     def try_withdraw(self, now: float) -> bool:
         """Take one retry token; False means the retry must not happen."""
         if not self.enabled:
             return True
         with self._lock:
             counts = self._counts
-            counts.roll(now)
-            deposits, withdrawals = counts.totals
+            deposits, withdrawals = counts.totals(now)
             if withdrawals + 1 <= self.ratio * deposits + self.reserve + _EPSILON:
                 counts.add(now, WITHDRAWALS)
                 return True
@@ -63,8 +59,7 @@ class RetryBudget:
     def available(self, now: float) -> float:
         """Retry tokens left now (for stats)."""
         with self._lock:
-            self._counts.roll(now)
-            deposits, withdrawals = self._counts.totals
+            deposits, withdrawals = self._counts.totals(now)
             return max(0.0, self.ratio * deposits + self.reserve - withdrawals)
 
     def _after_fork(self) -> None:

@@ -172,10 +172,15 @@ class ResilientClient:
     def _build_operation(self, py_name: str, op_name: str):
         lane = self._lanes[0]
         primary_method = getattr(lane.client(), py_name)
-        breaker = lane.health.breaker
-        first_ok = lane.first_ok
+        health = lane.health
+        breaker = health.breaker
+        deposits = health.budget._counts    # field 0: first attempts
+        successes = breaker._counts         # field 0: successes
         slow = self._call_slow
+        monotonic = _monotonic
 
+        # The success bookkeeping is inlined (no method calls): one clock read, one lock, three
+        # increments. ``health.lock`` is read each time because a forked child replaces it.
         if self._policy.retry.deadline is None:
             def operation(*args: Any, **kwargs: Any) -> Any:
                 if args:
@@ -185,20 +190,38 @@ class ResilientClient:
                         result = primary_method(**kwargs)
                     except Exception as exc:
                         return slow(py_name, op_name, kwargs, exc, None)
-                    first_ok()
+                    now = monotonic()
+                    with health.lock:
+                        lane.fast_ok += 1
+                        if now >= deposits.edge:
+                            deposits.roll(now)
+                        deposits.cur[0] += 1
+                        if breaker.state is CLOSED:
+                            if now >= successes.edge:
+                                successes.roll(now)
+                            successes.cur[0] += 1
                     return result
                 return slow(py_name, op_name, kwargs, None, None)
         else:  # a deadline counts from the call's start, so only then is the clock read up front
             def operation(*args: Any, **kwargs: Any) -> Any:
                 if args:
                     raise TypeError(f"{py_name}() only accepts keyword arguments.")
-                started = _monotonic()
+                started = monotonic()
                 if breaker.state is CLOSED:
                     try:
                         result = primary_method(**kwargs)
                     except Exception as exc:
                         return slow(py_name, op_name, kwargs, exc, started)
-                    first_ok()
+                    now = monotonic()
+                    with health.lock:
+                        lane.fast_ok += 1
+                        if now >= deposits.edge:
+                            deposits.roll(now)
+                        deposits.cur[0] += 1
+                        if breaker.state is CLOSED:
+                            if now >= successes.edge:
+                                successes.roll(now)
+                            successes.cur[0] += 1
                     return result
                 return slow(py_name, op_name, kwargs, None, started)
 

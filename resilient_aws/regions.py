@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _fork
-from .breaker import CLOSED, CircuitBreaker
+from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .events import BREAKER_STATE, Emitter, Event
 from .policy import Policy
@@ -53,7 +53,7 @@ class EndpointHealth:
 
     def snapshot(self) -> dict:
         now = _monotonic()
-        data = self.breaker.snapshot()
+        data = self.breaker.snapshot(now)
         data["budget_tokens"] = round(self.budget.available(now), 3)
         return data
 
@@ -112,17 +112,6 @@ class RegionLane:
                 if c is None:
                     c = self._client = self._factory(self.region)
         return c
-
-    def first_ok(self) -> None:
-        """The hot path's whole bookkeeping for a successful first attempt: one lock, four updates."""
-        now = _monotonic()
-        health = self.health
-        with health.lock:
-            self.fast_ok += 1
-            health.budget._counts.add(now, 0)
-            breaker = health.breaker
-            if breaker.state is CLOSED:
-                breaker._counts.add(now, 0)
 
     def _after_fork(self) -> None:
         self._create_lock = threading.Lock()
