@@ -1,0 +1,432 @@
+"""Last-known-good DNS cache: a name that resolved before keeps its addresses until it resolves again.
+
+Why: on 2025-10-20 the servers behind ``dynamodb.us-east-1.amazonaws.com`` were healthy while the name
+answered NOERROR with no records. RFC 8767 serve-stale treats that authoritative empty answer as a
+fresh answer, so it would not have helped. Here only a *non-empty* answer replaces the addresses a name
+had; an empty answer, NXDOMAIN, SERVFAIL, a timeout or an unreachable nameserver keeps the last good
+ones for up to ``DnsPolicy.max_stale`` seconds past their TTL (Envoy's DNS cache and AWS CRT behave
+the same way). See ``docs/dns.md``.
+
+Shape of the work:
+
+- **hit** (the common case, no lock): one dict read, one clock read, one comparison, a list copy;
+- **refresh ahead**: once ``1 - refresh_ahead`` of the TTL has passed, the next caller starts a
+  background refresh and returns the cached addresses at once: a healthy name never makes a caller
+  wait on DNS;
+- **single flight**: at most one lookup per name at a time, whatever the thread count; callers that
+  must wait (a name with no usable answer yet) wait on that one lookup;
+- **episodes**: while lookups fail, the name is re-checked at most every ``recheck_interval``
+  seconds (+0 to 25 % jitter so a fleet does not query in step), logged once when the episode starts and
+  once when it ends, and reported as ``DNS_STALE`` / ``DNS_RECOVERED`` events;
+- **no history**: a name that never resolved raises :class:`DnsLookupError` (the connection hook turns
+  it into urllib3's ``NameResolutionError``, i.e. botocore's ``EndpointConnectionError``, which the
+  core fails over). Such a failure is remembered for ``recheck_interval`` seconds, so a dead name does
+  not turn every connection attempt into a query;
+- **bounded**: at most ``max_names`` names (``cachetools.LRUCache``; recency is updated on every
+  refresh, i.e. once per TTL for a name in use, not on every hit, to keep the hit path lock-free).
+
+No lock is ever held around a DNS query, a socket or a file write.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cachetools
+
+from .. import _fork
+from ..events import DNS_FAILURE, DNS_RECOVERED, DNS_STALE, Emitter, Event
+from ..policy import DnsPolicy
+from .persist import AnswerStore
+from .resolver import Address, Answer, HostsFile, LookupFailure, Resolver
+
+logger = logging.getLogger("resilient_aws.dns")
+
+_monotonic = time.monotonic
+_INF = float("inf")
+#: How long a caller with nothing to serve waits for the lookup in flight, beyond the DNS timeout.
+_WAIT_MARGIN = 1.0
+#: Re-save a name's answer to disk at most this often when it did not change (keeps "last good" fresh).
+_PERSIST_EVERY = 60.0
+
+
+class DnsLookupError(OSError):
+    """A name with no usable last-known-good answer could not be resolved (``kind`` says how)."""
+
+    def __init__(self, host: str, kind: str, message: str) -> None:
+        super().__init__(f"cannot resolve {host!r} ({kind}): {message}")
+        self.host = host
+        self.kind = kind
+
+
+class _Entry:
+    """Mutable state of one host name. Written under ``DnsCache._lock``; read without it (each field
+    is replaced by one assignment, so a reader sees an old or a new value, never a torn one)."""
+
+    __slots__ = ("addresses", "answered_at", "expires", "failing_since", "failure_kind", "host",
+                 "inflight", "infos", "next_check", "persistable", "refresh_at", "saved_at", "stale_until")
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.addresses: tuple[Address, ...] = ()      # last good answer, in connection order
+        self.infos: dict[int, list[tuple]] = {}      # port -> getaddrinfo-style tuples (memo)
+        self.refresh_at = 0.0       # hit path is valid while now < refresh_at
+        self.expires = 0.0          # end of the TTL of the last good answer
+        self.stale_until = 0.0      # last good answer may be served until then (expires + max_stale)
+        self.answered_at = 0.0      # wall clock of the last good answer (for persistence)
+        self.failing_since: float | None = None  # monotonic start of the current failure episode
+        self.failure_kind: str | None = None
+        self.next_check = 0.0       # earliest next lookup while failing
+        self.inflight: threading.Event | None = None
+        self.persistable = False
+        self.saved_at = 0.0
+
+
+class _BoundedIndex(cachetools.LRUCache):
+    """The LRU bound. Evicting a name here removes it from the lock-free lookup dict too."""
+
+    def __init__(self, maxsize: int, on_evict: Callable[[str], None]) -> None:
+        super().__init__(maxsize)
+        self._on_evict = on_evict
+
+    def popitem(self) -> tuple[Any, Any]:
+        key, value = super().popitem()
+        self._on_evict(key)
+        return key, value
+
+
+class DnsCache:
+    """Last-known-good DNS answers for the connections of every client of one session.
+
+    ``resolve(host, port)`` returns ``[(family, type, proto, canonname, sockaddr), ...]`` like
+    ``socket.getaddrinfo``, in the order to try them; ``report_failure(host, ip)`` moves an address
+    that refused a connection to the back. Thread-safe; fork-safe (answers survive in the child).
+
+    ``resolver`` / ``hosts_path`` exist for tests.
+    """
+
+    def __init__(self, policy: DnsPolicy, emitter: Emitter | None = None, *,
+                 resolver: Resolver | None = None, hosts_path: str | None = None) -> None:
+        self.policy = policy
+        self._emitter = emitter
+        self._resolver = resolver or Resolver(policy, HostsFile(hosts_path) if hosts_path else None)
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._index = _BoundedIndex(policy.max_names, self._entries.pop)
+        self._closed = False
+        self._counters = dict.fromkeys(
+            ("lookups", "queries", "answers", "answers_changed", "refreshes_ahead", "rechecks", "failures",
+             "cold_failures", "stale_served", "stale_episodes", "stale_expired", "recoveries",
+             "connect_failures", "persisted_loads", "persist_writes", "persist_errors"), 0)
+        self._failures_by_kind: dict[str, int] = {}
+        self._store = AnswerStore(policy.persist_path) if policy.persist_path else None
+        if self._store is not None:
+            self._load()
+        _fork.register(self)
+
+    # -- the hot path --------------------------------------------------------------------------
+    def resolve(self, host: str, port: int) -> list[tuple]:
+        """Addresses to connect to, in order. Raises :class:`DnsLookupError` when there are none."""
+        e = self._entries.get(host)
+        if e is not None and _monotonic() < e.refresh_at and e.failing_since is None:
+            infos = e.infos.get(port)
+            if infos is not None:
+                return list(infos)
+        return self._resolve_slow(host, port)
+
+    # -- everything else -----------------------------------------------------------------------
+    def _resolve_slow(self, host: str, port: int) -> list[tuple]:
+        now = _monotonic()
+        wait_for: threading.Event | None = None
+        start = start_in_background = expired = False
+        with self._lock:
+            e = self._entries.get(host)
+            if e is None:
+                e = _Entry(host)
+                self._entries[host] = e
+                self._index[host] = True
+            usable = bool(e.addresses) and now < e.stale_until
+            if not usable and e.addresses:
+                self._expire_stale(e)
+                expired = True
+            if e.inflight is not None:
+                if not usable:
+                    wait_for = e.inflight
+            elif e.failing_since is not None or not usable:
+                # Failing (stale or cold): look again only when the re-check time has come.
+                if now >= e.next_check:
+                    start = True
+            elif now >= e.refresh_at:
+                start = True
+            if start:
+                e.inflight = threading.Event()
+                # Past the TTL (an idle name) and not in an episode: the caller waits for one lookup,
+                # like any resolver would; within the TTL the refresh runs behind the caller's back.
+                if not usable or (now >= e.expires and e.failing_since is None):
+                    wait_for = e.inflight
+                    start_in_background = False
+                else:
+                    start_in_background = True
+                    self._counters["rechecks" if e.failing_since is not None else "refreshes_ahead"] += 1
+        if expired:
+            logger.warning("resilient_aws: last-known-good DNS answer for %s expired (max_stale %.0f s); "
+                           "the name fails until it resolves again", host, self.policy.max_stale)
+            self._emit(DNS_FAILURE, host, {"kind": "stale_expired", "max_stale": self.policy.max_stale})
+        if start:
+            if start_in_background:
+                self._spawn(host, e)
+            else:
+                self._refresh(host, e)
+        elif wait_for is not None:
+            wait_for.wait(self.policy.timeout * 2 + _WAIT_MARGIN)
+        return self._answer_for(host, e, port)
+
+    def _answer_for(self, host: str, e: _Entry, port: int) -> list[tuple]:
+        """After a lookup (or not): the last good addresses if they may be served, else the error."""
+        now = _monotonic()
+        addresses = e.addresses
+        if addresses and now < e.stale_until:
+            if now >= e.expires and e.failing_since is not None:
+                with self._lock:
+                    self._counters["stale_served"] += 1
+            infos = e.infos.get(port)
+            if infos is None:
+                infos = _infos(addresses, port)
+                with self._lock:
+                    if e.addresses is addresses:  # not reordered or replaced meanwhile
+                        e.infos = {**e.infos, port: infos}
+            return list(infos)
+        kind = e.failure_kind or "timeout"
+        with self._lock:
+            self._counters["cold_failures"] += 1
+        raise DnsLookupError(host, kind, "no answer and no last-known-good address")
+
+    def _spawn(self, host: str, e: _Entry) -> None:
+        try:
+            threading.Thread(target=self._refresh, args=(host, e), name=f"resilient-dns-{host}",
+                             daemon=True).start()
+        except RuntimeError:  # interpreter shutting down: no background work then
+            self._finish(e)
+
+    def _finish(self, e: _Entry) -> None:
+        with self._lock:
+            event, e.inflight = e.inflight, None
+        if event is not None:
+            event.set()
+
+    def _refresh(self, host: str, e: _Entry) -> None:
+        """One lookup for ``host`` (this thread owns ``e.inflight``); no lock held while it runs."""
+        try:
+            try:
+                answer: Answer | LookupFailure = self._resolver.lookup(host)
+            except LookupFailure as failure:
+                answer = failure
+            except Exception as exc:  # a resolver bug must not leave the name in flight forever
+                logger.exception("resilient_aws: DNS lookup of %s raised", host)
+                answer = LookupFailure(host, "error", repr(exc))
+            if isinstance(answer, Answer):
+                self._on_answer(host, e, answer)
+            else:
+                self._on_failure(host, e, answer)
+        finally:
+            self._finish(e)
+
+    def _on_answer(self, host: str, e: _Entry, answer: Answer) -> None:
+        now = _monotonic()
+        ttl = max(answer.ttl, self.policy.min_ttl)
+        recovered_after: float | None = None
+        with self._lock:
+            c = self._counters
+            c["lookups"] += 1
+            c["queries"] += answer.queries
+            c["answers"] += 1
+            changed = set(answer.addresses) != set(e.addresses)
+            if changed:
+                if e.addresses:
+                    c["answers_changed"] += 1
+                e.addresses = answer.addresses
+                e.infos = {}
+            e.expires = now + ttl
+            e.stale_until = e.expires + self.policy.max_stale
+            e.refresh_at = now + ttl * (1.0 - self.policy.refresh_ahead)
+            e.answered_at = time.time()
+            e.failure_kind = None
+            e.next_check = 0.0
+            if e.failing_since is not None:
+                recovered_after = now - e.failing_since
+                e.failing_since = None
+                c["recoveries"] += 1
+            e.persistable = answer.source == "dns"
+            persist = self._store is not None and e.persistable and (
+                changed or e.answered_at - e.saved_at >= _PERSIST_EVERY)
+            if persist:
+                e.saved_at = e.answered_at
+            if host in self._entries:
+                self._index[host] = True  # refresh recency (and enforce the bound)
+        if recovered_after is not None:
+            logger.warning("resilient_aws: DNS for %s answers again after %.1f s (%s); now %s", host,
+                           recovered_after, "new addresses" if changed else "same addresses",
+                           ", ".join(a[1] for a in answer.addresses))
+            self._emit(DNS_RECOVERED, host, {"after_seconds": round(recovered_after, 3), "changed": changed,
+                                             "addresses": [a[1] for a in answer.addresses]})
+        elif changed and e.answered_at and logger.isEnabledFor(logging.DEBUG):
+            logger.debug("resilient_aws: DNS %s -> %s", host, ", ".join(a[1] for a in answer.addresses))
+        if persist:
+            self._save()
+
+    def _on_failure(self, host: str, e: _Entry, failure: LookupFailure) -> None:
+        now = _monotonic()
+        started = False
+        with self._lock:
+            c = self._counters
+            c["lookups"] += 1
+            c["queries"] += failure.queries
+            c["failures"] += 1
+            self._failures_by_kind[failure.kind] = self._failures_by_kind.get(failure.kind, 0) + 1
+            e.failure_kind = failure.kind
+            e.next_check = now + self.policy.recheck_interval * (1.0 + 0.25 * random.random())
+            e.refresh_at = e.next_check
+            has_good = bool(e.addresses) and now < e.stale_until
+            if has_good and e.failing_since is None:
+                e.failing_since = now
+                c["stale_episodes"] += 1
+                started = True
+        if started:
+            logger.warning("resilient_aws: DNS for %s failed (%s); serving last-known-good %s until it "
+                           "answers again (at most %.0f s more)", host, failure.kind,
+                           ", ".join(a[1] for a in e.addresses), max(0.0, e.stale_until - now))
+            self._emit(DNS_STALE, host, {"kind": failure.kind, "addresses": [a[1] for a in e.addresses]})
+        elif not has_good:
+            self._emit(DNS_FAILURE, host, {"kind": failure.kind, "error": str(failure)})
+
+    def _expire_stale(self, e: _Entry) -> None:
+        """Called under the lock when the last good answer is older than ``max_stale``: forget it."""
+        self._counters["stale_expired"] += 1
+        e.addresses = ()
+        e.infos = {}
+        e.failing_since = None
+        e.persistable = False
+        if e.failure_kind is None:
+            e.failure_kind = "timeout"
+
+    def report_failure(self, host: str, ip: str) -> None:
+        """A connection to ``ip`` for ``host`` was refused or timed out: try the others first next time."""
+        with self._lock:
+            self._counters["connect_failures"] += 1
+            e = self._entries.get(host)
+            if e is None or len(e.addresses) < 2:
+                return
+            bad = tuple(a for a in e.addresses if a[1] == ip)
+            if not bad or e.addresses[-len(bad):] == bad:
+                return
+            e.addresses = tuple(a for a in e.addresses if a[1] != ip) + bad
+            e.infos = {}
+
+    def _emit(self, kind: str, host: str, detail: dict) -> None:
+        if self._emitter is not None:
+            self._emitter.emit(Event(kind, detail={"host": host, **detail}))
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _snapshot(self) -> dict[str, dict]:
+        with self._lock:
+            now = _monotonic()
+            wall = time.time()
+            return {
+                host: {"addresses": [[fam, ip] for fam, ip in e.addresses],
+                       "answered_at": e.answered_at,
+                       "expires_at": wall + (e.expires - now)}
+                for host, e in self._entries.items()
+                if e.persistable and e.addresses and now < e.stale_until
+            }
+
+    def _save(self) -> None:
+        assert self._store is not None
+        ok = self._store.save(self._snapshot())
+        with self._lock:
+            self._counters["persist_writes" if ok else "persist_errors"] += 1
+
+    def _load(self) -> None:
+        assert self._store is not None
+        loaded = self._store.load()
+        if loaded is None:
+            with self._lock:
+                self._counters["persist_errors"] += int(self._store.failed)
+            return
+        now = _monotonic()
+        wall = time.time()
+        count = 0
+        with self._lock:
+            for host, item in loaded.items():
+                expires = now + (item["expires_at"] - wall)
+                stale_until = expires + self.policy.max_stale
+                if stale_until <= now or host in self._entries:
+                    continue
+                e = _Entry(host)
+                e.addresses = item["addresses"]
+                e.expires = min(expires, now)  # not trusted as fresh: the first use looks it up again
+                e.stale_until = stale_until
+                e.answered_at = e.saved_at = item["answered_at"]
+                e.persistable = True
+                self._entries[host] = e
+                self._index[host] = True
+                count += 1
+            self._counters["persisted_loads"] += count
+        if count:
+            logger.info("resilient_aws: loaded last-known-good DNS answers for %d name(s) from %s",
+                        count, self.policy.persist_path)
+
+    # -- introspection, life cycle -------------------------------------------------------------
+    def stats(self) -> dict:
+        """JSON-serializable counters (cumulative) and the current state of the cache."""
+        now = _monotonic()
+        with self._lock:
+            data: dict[str, Any] = dict(self._counters)
+            data["failures_by_kind"] = dict(self._failures_by_kind)
+            data["names_cached"] = sum(1 for e in self._entries.values() if e.addresses)
+            data["names_stale"] = sorted(h for h, e in self._entries.items()
+                                         if e.failing_since is not None and e.addresses)
+            data["oldest_stale_seconds"] = round(max(
+                (now - e.failing_since for e in self._entries.values() if e.failing_since is not None),
+                default=0.0), 3)
+        return data
+
+    def addresses(self, host: str) -> list[str]:
+        """The IPs currently known for ``host`` (no lookup), for diagnostics and tests."""
+        e = self._entries.get(host)
+        return [ip for _, ip in e.addresses] if e is not None else []
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, no lookups in flight (their threads did not survive)."""
+        self._lock = threading.Lock()
+        for e in list(self._entries.values()):
+            e.inflight = None
+        if self._store is not None:
+            self._store._after_fork()
+
+    def close(self) -> None:
+        """Write the answers one last time (when persisting). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._store is not None:
+            self._save()
+
+    def __repr__(self) -> str:
+        return f"DnsCache(names={len(self._entries)}, nameservers={self.policy.nameservers})"
+
+
+def _infos(addresses: tuple[Address, ...], port: int) -> list[tuple]:
+    out: list[tuple] = []
+    for family, ip in addresses:
+        sockaddr: tuple = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
+        out.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
+    return out
+
+
+__all__ = ["DnsCache", "DnsLookupError"]
