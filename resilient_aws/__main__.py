@@ -1,0 +1,127 @@
+"""Command line: ``python -m resilient_aws drill`` (also the ``resilient-aws`` console script).
+
+    python -m resilient_aws drill              # about 50 s: the outage drill
+    python -m resilient_aws drill --quick      # under 20 s
+    python -m resilient_aws drill --json drill.json --plot drill.png --dns bind
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be within 1..64, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be within (0, 100], got {value:g}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be within 0..65535, got {value}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resilient-aws", description="resilient_aws command line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    drill = sub.add_parser(
+        "drill", help="outage drill on loopback: botocore vs resilient_aws while us-east-1 breaks",
+        description="Run the same DynamoDB load through botocore legacy mode, botocore standard mode and "
+                    "resilient_aws while us-east-1's DNS record is emptied, then it answers 503, then it is "
+                    "unreachable. Everything runs on loopback; no AWS account is used.")
+    drill.add_argument("--quick", action="store_true", help="shorter phases: under 20 s in all (default: under 60 s)")
+    drill.add_argument("--json", metavar="PATH", help="write the numbers to PATH")
+    drill.add_argument("--plot", metavar="PATH",
+                       help="draw a timeline to PATH (PNG; needs matplotlib, the [plot] extra)")
+    drill.add_argument("--dns", choices=("embedded", "bind"), default="embedded",
+                       help="DNS server for the test zone: the embedded one, or BIND 9's named (default: embedded)")
+    drill.add_argument("--port", type=_port, default=0,
+                       help="HTTP port for both regions' servers, on 127.0.0.1 and 127.0.0.2 (default: a free one)")
+    drill.add_argument("--threads", type=_positive_int, default=4, help="worker threads per client (default: 4)")
+    drill.add_argument("--rate", type=_rate, default=5.0, help="calls per second per thread (default: 5)")
+    drill.add_argument("--write-ratio", type=_ratio, default=0.2, help="share of PutItem calls (default: 0.2)")
+    drill.add_argument("--no-live", action="store_true", help="no updating status lines (one summary per phase)")
+    return parser
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from .drill import DrillConfig, run_drill
+    from .drill.bind import BindUnavailable
+    from .drill.report import format_table, write_json, write_plot
+    from .testing.aws import PortInUseError
+
+    cfg = DrillConfig(quick=args.quick, threads=args.threads, rate=args.rate, write_ratio=args.write_ratio,
+                      port=args.port, dns=args.dns, live=False if args.no_live else None)
+    try:
+        result = run_drill(cfg)
+    except PortInUseError as e:
+        print(f"resilient-aws drill: {e}", file=sys.stderr)
+        return 2
+    except BindUnavailable as e:
+        print(f"resilient-aws drill: {e}", file=sys.stderr)
+        return 2
+    print(format_table(result), end="")
+    print(f"drill finished in {result.duration:.1f} s")
+    if args.json:
+        write_json(result, args.json)
+        print(f"numbers written to {args.json}")
+    if args.plot:
+        problem = write_plot(result, args.plot)
+        print(problem if problem else f"timeline drawn to {args.plot}", file=sys.stderr if problem else sys.stdout)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``resilient-aws`` and ``python -m resilient_aws``. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    # SIGTERM behaves like Ctrl-C: the drill's finally blocks stop every server it started.
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        if args.command == "drill":
+            return _drill(args)
+        return 2  # pragma: no cover - argparse rejects unknown commands
+    except KeyboardInterrupt:
+        print("\ninterrupted; loopback servers stopped", file=sys.stderr)
+        return 130
+    finally:
+        if previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

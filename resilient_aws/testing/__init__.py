@@ -1,0 +1,60 @@
+"""Outage drills for your own test suite: loopback AWS endpoints and a loopback DNS server.
+
+Why: after 2025-10-20 the advice is to rehearse DNS blackouts and regional failures on purpose. This
+package starts, on loopback only and with no AWS account, moto's HTTP server per region and a DNS
+server for a test zone, points a ``resilient_aws.Session`` at them, and lets a test break and heal
+each piece while it runs:
+
+    from resilient_aws.testing import outage_drill
+
+    with outage_drill(regions=["us-east-1", "us-west-2"]) as drill:
+        session = drill.session()                      # a resilient_aws.Session aimed at the drill
+        ddb = session.client("dynamodb", endpoint_urls=drill.endpoint_urls("dynamodb"))
+        drill.dns_empty("us-east-1")                   # the 2025-10-20 answer: NOERROR, no records
+        drill.fail("us-east-1", 503)                   # or drill.unreachable("us-east-1")
+        drill.restore()                                # everything healthy again
+
+With pytest, the plugin (installed with the package) provides the fixture ``aws_outage_drill``.
+
+The pieces are importable on their own: :class:`LoopbackEndpoint` (``resilient_aws.testing.aws``)
+and :class:`LoopbackDnsServer` (``resilient_aws.testing.dns_server``). Imports are lazy so that
+``import resilient_aws.testing`` does not pull in moto until a drill is used; moto (``moto[server]``)
+is a test-time dependency only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "LoopbackEndpoint": ".aws",
+    "EndpointCounts": ".aws",
+    "PortInUseError": ".aws",
+    "TEST_CREDENTIALS": ".aws",
+    "create_table": ".aws",
+    "plain_client": ".aws",
+    "put_items": ".aws",
+    "seed_regions": ".aws",
+    "start_region_endpoints": ".aws",
+    "loopback_endpoints": ".aws",
+    "LoopbackDnsServer": ".dns_server",
+    "OutageDrill": ".drill_env",
+    "outage_drill": ".drill_env",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
