@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench bench-storm clean venv
+.PHONY: test demo demo-quick lint bench bench-storm bench-dns results clean venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m resilient_aws drill
 
+demo-quick: $(STAMP)
+	$(BIN)/python -m resilient_aws drill --quick
+
 lint: $(STAMP)
 	$(BIN)/python -m ruff check resilient_aws tests benchmarks examples
 
@@ -31,6 +34,13 @@ bench: $(STAMP)
 
 bench-storm: $(STAMP)
 	$(BIN)/python benchmarks/storm.py
+
+bench-dns: $(STAMP)
+	$(BIN)/python benchmarks/dns_cache.py
+
+# Every benchmark, in one run, into benchmarks/RESULTS.md (about 10 minutes; run it on a quiet machine).
+results: $(STAMP)
+	$(BIN)/python benchmarks/results.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -77,7 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _missing_drill_dependencies() -> list[str]:
+    """Test-time packages the drill runs on (moto's server, boto3), absent from a bare install."""
+    import importlib.util
+
+    return [name for name in ("moto", "werkzeug", "boto3") if importlib.util.find_spec(name) is None]
+
+
 def _drill(args: argparse.Namespace) -> int:
+    missing = _missing_drill_dependencies()
+    if missing:
+        print(f"resilient-aws drill: needs {', '.join(missing)} (moto's DynamoDB server plays AWS on loopback); "
+              "install them with: pip install 'resilient-aws[test]'", file=sys.stderr)
+        return 2
     from .drill import DrillConfig, run_drill
     from .drill.bind import BindUnavailable
     from .drill.report import format_table, write_json, write_plot

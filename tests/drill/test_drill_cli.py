@@ -142,6 +142,20 @@ def test_bad_flags_are_argparse_errors(args, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+def test_a_missing_moto_is_reported_with_the_install_command(monkeypatch, capsys):
+    import importlib.util
+
+    from resilient_aws.__main__ import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "moto" else real_find_spec(name, *a))
+    assert main(["drill", "--quick"]) == 2
+    err = capsys.readouterr().err
+    assert "needs moto" in err
+    assert "pip install 'resilient-aws[test]'" in err
+
+
 def test_ctrl_c_stops_the_drill_and_frees_its_port():
     port = _free_port()
     command = [sys.executable, "-m", "resilient_aws", "drill", "--quick", "--no-live", "--port", str(port)]
