@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,14 +43,24 @@ Listener = Callable[[Event], None]
 
 class Emitter:
     """A list of listeners. Adding is locked; emitting reads a tuple snapshot, so no lock is held
-    while user code runs."""
+    while user code runs.
 
-    __slots__ = ("_listeners", "_lock", "_parent")
+    Emitters form a two-level tree: a session's emitter and one child per client. A client's own
+    events (retry, failover, budget denial, open circuit) reach its listeners and the session's; the
+    session's events (breaker transitions, DNS) reach the session's listeners and every live
+    client's, because a client built by ``wrap()`` has no session object a user could listen on.
+    """
+
+    __slots__ = ("__weakref__", "_children", "_listeners", "_lock", "_parent")
 
     def __init__(self, parent: Emitter | None = None) -> None:
         self._listeners: tuple[Listener, ...] = ()
         self._lock = threading.Lock()
         self._parent = parent
+        self._children: weakref.WeakSet[Emitter] = weakref.WeakSet()
+        if parent is not None:
+            with parent._lock:
+                parent._children.add(self)
 
     def add(self, listener: Listener) -> None:
         if not callable(listener):
@@ -62,13 +73,21 @@ class Emitter:
             self._listeners = tuple(x for x in self._listeners if x is not listener)
 
     def emit(self, event: Event) -> None:
+        self._notify(event)
+        if self._parent is not None:
+            self._parent._notify(event)
+            return
+        with self._lock:
+            children = tuple(self._children)
+        for child in children:
+            child._notify(event)
+
+    def _notify(self, event: Event) -> None:
         for listener in self._listeners:
             try:
                 listener(event)
             except Exception:  # a metrics bug must not fail the AWS call
                 logger.exception("resilient_aws event listener %r raised; ignored", listener)
-        if self._parent is not None:
-            self._parent.emit(event)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
