@@ -30,6 +30,19 @@ def create_table(client, name: str) -> None:
                             BillingMode="PAY_PER_REQUEST")
 
 
+def open_breaker(client, region: str, call, limit: int = 200) -> None:
+    """Make ``call()`` until ``region``'s breaker is open; bounded, so a breaker that never opens fails
+    the test instead of hanging it. Errors of the calls themselves are the point, so they are ignored."""
+    from botocore.exceptions import ClientError
+
+    for _ in range(limit):
+        if client.stats()["regions"][region]["breaker"] == "open":
+            return
+        with contextlib.suppress(ClientError, resilient_aws.CircuitOpenError):
+            call()
+    pytest.fail(f"{region}'s breaker did not open within {limit} calls")
+
+
 class CountingServer:
     """A tiny real HTTP server on loopback that answers every request the same way and counts them
     at the server side: the ground truth for "how many requests did the client really send"."""

@@ -11,7 +11,7 @@ import time
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import CREDS, NO_DNS
+from conftest import CREDS, NO_DNS, open_breaker
 
 import resilient_aws
 from resilient_aws import BreakerPolicy, BudgetPolicy, CircuitOpenError, Policy, RetryPolicy
@@ -57,14 +57,7 @@ def test_while_the_breaker_is_open_the_server_sees_only_probes_one_at_a_time(cou
     probes = []
     client.add_listener(lambda e: probes.append(e) if e.kind == BREAKER_STATE and e.detail["to"] == "half_open"
                         else None)
-    for _ in range(50):  # one thread opens the breaker
-        try:
-            client.get_item(**KEY)
-        except CircuitOpenError:
-            break
-        except ClientError:
-            pass
-    assert client.stats()["regions"]["us-east-1"]["breaker"] == "open"
+    open_breaker(client, "us-east-1", lambda: client.get_item(**KEY), limit=50)  # one thread opens it
     server.requests = server.peak_in_flight = 0
     probes.clear()
     fast_fails = [0] * 16

@@ -6,16 +6,15 @@ own counts (by operation and signing region) say where each request really went.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import CREDS, NO_DNS
+from conftest import CREDS, NO_DNS, open_breaker
 
 import resilient_aws
 from resilient_aws import BreakerPolicy, CircuitOpenError, FailoverPolicy, Policy, RetryPolicy
-from resilient_aws.testing.aws import create_table, plain_client, start_region_endpoints
+from resilient_aws.testing.aws import create_table, loopback_endpoints, plain_client
 
 TABLE = "failover"
 KEY = {"pk": {"S": "k"}}
@@ -24,15 +23,11 @@ EAST, WEST = "us-east-1", "us-west-2"
 
 @pytest.fixture(scope="module")
 def regions():
-    endpoints = start_region_endpoints([EAST, WEST])
-    try:
-        for region, ep in endpoints.items():
+    with loopback_endpoints([EAST, WEST]) as endpoints:
+        for region, ep in endpoints.items():  # each region's copy says which region it is
             create_table(plain_client("dynamodb", region, ep.url), TABLE,
                          items=[{"pk": {"S": "k"}, "region": {"S": region}}])
         yield endpoints
-    finally:
-        for ep in endpoints.values():
-            ep.stop()
 
 
 @pytest.fixture
@@ -61,14 +56,8 @@ def _served_by(client) -> str:
     return client.get_item(TableName=TABLE, Key=KEY)["Item"]["region"]["S"]
 
 
-def _open_breaker(client, region: str, limit: int = 200) -> None:
-    """Call until the region's breaker opens (bounded: a breaker that never opens fails the test)."""
-    for _ in range(limit):
-        if client.stats()["regions"][region]["breaker"] == "open":
-            return
-        with contextlib.suppress(ClientError, CircuitOpenError):
-            client.get_item(TableName=TABLE, Key=KEY)
-    pytest.fail(f"{region}'s breaker did not open within {limit} calls")
+def _open_breaker(client, region: str) -> None:
+    open_breaker(client, region, lambda: client.get_item(TableName=TABLE, Key=KEY))
 
 
 def test_the_primary_serves_reads_while_healthy(regions, east, west):
