@@ -11,6 +11,7 @@ from .errors import CircuitOpenError, ConfigError
 from .events import Event
 from .policy import BreakerPolicy, BudgetPolicy, DnsPolicy, FailoverPolicy, Policy, RetryPolicy
 from .session import Session, wrap
+from .timing import Timing
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "ResilientClient",
     "RetryPolicy",
     "Session",
+    "Timing",
     "__version__",
     "wrap",
 ]

@@ -91,6 +91,17 @@ class CircuitBreaker:
             self._notify(change)
         return PROBE
 
+    def would_admit(self, now: float) -> bool:
+        """Would ``admit(now)`` let an attempt through? A look without taking anything, for
+        choosing between regions before paying for one (no lock: a stale answer costs one
+        ``admit`` that says no)."""
+        state = self.state
+        if state is CLOSED:
+            return True
+        if self._probe_in_flight:
+            return False
+        return state is HALF_OPEN or now >= self.open_until
+
     def release(self, ticket: int) -> None:
         """An admitted attempt will not be made after all (budget denied, deadline): free the probe."""
         if ticket == PROBE:
@@ -140,9 +151,23 @@ class CircuitBreaker:
 
     # -- internals ---------------------------------------------------------------------------
     def _open(self, now: float, reason: str) -> tuple:
+        """Open for ``base`` (``open_time`` doubled per failed probe, capped) jittered within the cap.
+
+        The jitter window is ``base * [1 - open_jitter, 1 + open_jitter]`` with its upper end cut at
+        ``max_open_time``: once the doubling reaches the cap, openings are spread uniformly over
+        ``[max_open_time * (1 - open_jitter), max_open_time]``. Clamping an already jittered value
+        instead would put half the fleet exactly on the cap, probing in step. The draw is clamped
+        into its window too (``random.uniform`` may round past ``high``; an injected draw may be
+        anything), so ``open_time * (1 - open_jitter) <= duration <= max_open_time`` always, and the
+        floor is positive because the policy requires ``open_time >= 0.001`` and ``open_jitter <= 0.9``.
+        """
         p = self.policy
-        base = min(p.max_open_time, p.open_time * (2 ** min(self._open_count, 30)))
-        duration = base * self._uniform(1.0 - p.open_jitter, 1.0 + p.open_jitter)
+        cap = p.max_open_time
+        base = min(cap, p.open_time * (2 ** min(self._open_count, 30)))
+        low = 1.0 - p.open_jitter
+        high = min(1.0 + p.open_jitter, cap / base)   # cap / base >= 1: base never exceeds the cap
+        factor = min(max(self._uniform(low, high), low), high)
+        duration = min(cap, base * factor)              # base * (cap / base) may round one ulp past the cap
         self._open_count += 1
         self.open_until = now + duration
         self._probe_successes = 0

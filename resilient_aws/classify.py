@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ChecksumError, ClientError, ConnectionError, HTTPClientError
 from botocore.retries import standard as _std
 
 TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(_std.TransientRetryableChecker._TRANSIENT_ERROR_CODES)
 TRANSIENT_STATUS_CODES: frozenset[int] = frozenset(_std.TransientRetryableChecker._TRANSIENT_STATUS_CODES)
 TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = tuple(
     _std.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS) or (ConnectionError, HTTPClientError)
+TRANSIENT_EXCEPTIONS += (ChecksumError,)
 THROTTLING_ERROR_CODES: frozenset[str] = frozenset(_std.ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
 THROTTLING_STATUS_CODES: frozenset[int] = frozenset(
     getattr(_std, "ThrottlingStatusCodeChecker", None)._THROTTLING_STATUS_CODES
@@ -64,24 +65,32 @@ def _retry_after(response: dict) -> float | None:
     return value if value >= 0 else None
 
 
+def classify_response(response: dict) -> Verdict:
+    """Classify a parsed error response (the dict botocore builds, or a ``ClientError.response``)."""
+    code = response.get("Error", {}).get("Code")
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if code in THROTTLING_ERROR_CODES or status in THROTTLING_STATUS_CODES:
+        return Verdict(retryable=True, throttle=True, endpoint_failure=False, may_fail_over=False,
+                       retry_after=_retry_after(response))
+    if code in TRANSIENT_ERROR_CODES or status in TRANSIENT_STATUS_CODES:
+        retry_after = _retry_after(response)
+        if retry_after is None:
+            return TRANSIENT
+        return Verdict(retryable=True, throttle=False, endpoint_failure=True, may_fail_over=True,
+                       retry_after=retry_after)
+    if status >= 500:
+        return UNHEALTHY
+    return CALLER_ERROR
+
+
 def classify(exc: BaseException) -> Verdict:
-    """Classify one attempt's exception. Pure function; cheap enough for the failure path."""
+    """Classify one attempt's exception. Pure function; cheap enough for the failure path.
+
+    A ``ChecksumError`` (a DynamoDB response whose ``x-amz-crc32`` does not match its body) is
+    transient: the bytes were damaged on the way, the next attempt may well be intact.
+    """
     if isinstance(exc, ClientError):
-        response = exc.response or {}
-        code = response.get("Error", {}).get("Code")
-        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        if code in THROTTLING_ERROR_CODES or status in THROTTLING_STATUS_CODES:
-            return Verdict(retryable=True, throttle=True, endpoint_failure=False, may_fail_over=False,
-                           retry_after=_retry_after(response))
-        if code in TRANSIENT_ERROR_CODES or status in TRANSIENT_STATUS_CODES:
-            retry_after = _retry_after(response)
-            if retry_after is None:
-                return TRANSIENT
-            return Verdict(retryable=True, throttle=False, endpoint_failure=True, may_fail_over=True,
-                           retry_after=retry_after)
-        if status >= 500:
-            return UNHEALTHY
-        return CALLER_ERROR
+        return classify_response(exc.response or {})
     if isinstance(exc, TRANSIENT_EXCEPTIONS):
         return TRANSIENT
     return CALLER_ERROR

@@ -30,15 +30,34 @@ from .errors import ConfigError
 JitterKind = Literal["full", "equal", "none"]
 
 
+#: Upper bounds of the numeric fields (seconds unless said otherwise). Generous on purpose: they do not
+#: judge taste, they refuse values that can only be typos or unit mix-ups (milliseconds for seconds)
+#: and keep every computed duration finite and sleepable (``time.sleep(1e300)`` raises OverflowError).
+_MAX_SECONDS = 86400.0           # one day: delays, deadline, open times, windows, DNS timers
+_MAX_STALE_SECONDS = 30 * 86400.0  # DnsPolicy.max_stale: RFC 8767 suggests 1 to 3 days of stale answers
+_MAX_PER_SECOND = 1e6            # BudgetPolicy.min_per_second
+_MIN_OPEN_TIME = 0.001           # BreakerPolicy.open_time: keeps the jittered open time positive
+
+
 def _number(owner: str, name: str, value: object, *, minimum: float | None = None,
             maximum: float | None = None, strict_min: bool = False, allow_none: bool = False) -> None:
-    """Validate one numeric field; the error names ``Owner.field`` and the bad value."""
+    """Validate one numeric field; the error names ``Owner.field`` and the bad value.
+
+    ``bool`` is refused although it is an ``int``. An ``int`` too large for a float (``10**400``) is
+    reported as not finite and shown in short (``about 10**400``): converting it raises
+    OverflowError, and printing it in full may even be refused (``int`` -> ``str`` digit limit).
+    """
     where = f"{owner}.{name}"
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(where, f"must be a number, got {value!r}")
-    if math.isnan(value) or math.isinf(value):
+    try:
+        as_float = float(value)
+    except OverflowError:
+        digits = int(math.log10(abs(value)))  # math.log10 takes ints of any size
+        raise ConfigError(where, f"must be finite, got about {'-' if value < 0 else ''}10**{digits}") from None
+    if not math.isfinite(as_float):
         raise ConfigError(where, f"must be finite, got {value!r}")
     if minimum is not None:
         if strict_min and value <= minimum:
@@ -73,6 +92,11 @@ class RetryPolicy:
     ``base_delay``: a throttled service needs air, not a quick retry. A server's
     ``x-amz-retry-after`` header (milliseconds) is honoured when ``honor_retry_after``, but never by
     more than ``max_retry_after_extra`` seconds beyond the computed delay.
+
+    Bounds: ``max_attempts`` 1..100; ``base_delay``, ``throttle_base_delay``, ``max_delay``,
+    ``max_retry_after_extra`` within [0, 86400] seconds (one day) and ``deadline`` within
+    (0, 86400], so that every delay is finite and can be slept (at most two days with a
+    ``retry-after``); ``max_delay >= base_delay``.
     """
 
     max_attempts: int = 3
@@ -89,17 +113,17 @@ class RetryPolicy:
         _integer(o, "max_attempts", self.max_attempts, minimum=1)
         if self.max_attempts > 100:
             raise ConfigError(f"{o}.max_attempts", f"must be <= 100, got {self.max_attempts!r}")
-        _number(o, "base_delay", self.base_delay, minimum=0)
-        _number(o, "throttle_base_delay", self.throttle_base_delay, minimum=0)
-        _number(o, "max_delay", self.max_delay, minimum=0)
+        _number(o, "base_delay", self.base_delay, minimum=0, maximum=_MAX_SECONDS)
+        _number(o, "throttle_base_delay", self.throttle_base_delay, minimum=0, maximum=_MAX_SECONDS)
+        _number(o, "max_delay", self.max_delay, minimum=0, maximum=_MAX_SECONDS)
         if self.max_delay < self.base_delay:
             raise ConfigError(f"{o}.max_delay", f"must be >= base_delay ({self.base_delay}), "
                                                 f"got {self.max_delay!r}")
         if self.jitter not in ("full", "equal", "none"):
             raise ConfigError(f"{o}.jitter", f"must be 'full', 'equal' or 'none', got {self.jitter!r}")
-        _number(o, "deadline", self.deadline, minimum=0, strict_min=True, allow_none=True)
+        _number(o, "deadline", self.deadline, minimum=0, strict_min=True, maximum=_MAX_SECONDS, allow_none=True)
         _boolean(o, "honor_retry_after", self.honor_retry_after)
-        _number(o, "max_retry_after_extra", self.max_retry_after_extra, minimum=0)
+        _number(o, "max_retry_after_extra", self.max_retry_after_extra, minimum=0, maximum=_MAX_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -111,6 +135,9 @@ class BudgetPolicy:
     that a client with little traffic can still retry at all. Over any window, retries are at most
     ``ratio * first_attempts + min_per_second * window``: under a total outage,
     attempts / calls stays near ``1 + ratio`` however many threads call.
+
+    Bounds: ``ratio`` within [0, 100], ``min_per_second`` within [0, 1e6], ``window`` within
+    [0.001, 86400] seconds (one day).
     """
 
     enabled: bool = True
@@ -122,8 +149,8 @@ class BudgetPolicy:
         o = "BudgetPolicy"
         _boolean(o, "enabled", self.enabled)
         _number(o, "ratio", self.ratio, minimum=0, maximum=100)
-        _number(o, "min_per_second", self.min_per_second, minimum=0)
-        _number(o, "window", self.window, minimum=0.001, maximum=86400)
+        _number(o, "min_per_second", self.min_per_second, minimum=0, maximum=_MAX_PER_SECOND)
+        _number(o, "window", self.window, minimum=0.001, maximum=_MAX_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -134,8 +161,15 @@ class BreakerPolicy:
     the share of failures reached ``failure_ratio``. Only endpoint-health failures count
     (connection errors, timeouts, DNS failures, 5xx); caller errors never do, and throttling only
     when ``count_throttles``. Open for ``open_time`` seconds, jittered by ±``open_jitter`` so that a
-    fleet does not probe in step, doubling after each failed probe up to ``max_open_time``. Then
-    half-open: exactly one probe at a time; ``probes`` consecutive successful probes close it.
+    fleet does not probe in step, doubling after each failed probe up to ``max_open_time``. The cap
+    holds after the jitter: once the doubling reaches it, open times spread over
+    ``[max_open_time * (1 - open_jitter), max_open_time]``. Then half-open: exactly one probe at a
+    time; ``probes`` consecutive successful probes close it.
+
+    Bounds: ``failure_ratio`` within (0, 1]; ``window`` within [0.001, 86400] seconds;
+    ``open_time`` within [0.001, 86400] seconds and ``max_open_time`` within [``open_time``, 86400]
+    (one day); ``open_jitter`` within [0, 0.9], so an open time is never below
+    ``open_time * 0.1``.
     """
 
     enabled: bool = True
@@ -153,9 +187,9 @@ class BreakerPolicy:
         _boolean(o, "enabled", self.enabled)
         _number(o, "failure_ratio", self.failure_ratio, minimum=0, maximum=1, strict_min=True)
         _integer(o, "min_calls", self.min_calls, minimum=1)
-        _number(o, "window", self.window, minimum=0.001, maximum=86400)
-        _number(o, "open_time", self.open_time, minimum=0, strict_min=True)
-        _number(o, "max_open_time", self.max_open_time, minimum=0, strict_min=True)
+        _number(o, "window", self.window, minimum=0.001, maximum=_MAX_SECONDS)
+        _number(o, "open_time", self.open_time, minimum=_MIN_OPEN_TIME, maximum=_MAX_SECONDS)
+        _number(o, "max_open_time", self.max_open_time, minimum=_MIN_OPEN_TIME, maximum=_MAX_SECONDS)
         if self.max_open_time < self.open_time:
             raise ConfigError(f"{o}.max_open_time", f"must be >= open_time ({self.open_time}), "
                                                     f"got {self.max_open_time!r}")
@@ -173,6 +207,10 @@ class DnsPolicy:
     NXDOMAIN, SERVFAIL or times out; during such an episode the name is re-checked at most every
     ``recheck_interval`` seconds (jittered). ``min_ttl`` stops a 0-second TTL from turning every
     new connection into a query. ``persist_path`` keeps good answers on disk across restarts.
+
+    Bounds: ``timeout`` and ``recheck_interval`` within (0, 86400] seconds, ``min_ttl`` within
+    [0, 86400] (one day); ``max_stale`` within [0, 2592000] (30 days: RFC 8767 suggests serving
+    stale answers for 1 to 3 days); ``refresh_ahead`` within [0, 0.9].
     """
 
     enabled: bool = True
@@ -206,10 +244,10 @@ class DnsPolicy:
         _integer(o, "port", self.port, minimum=1)
         if self.port > 65535:
             raise ConfigError(f"{o}.port", f"must be <= 65535, got {self.port!r}")
-        _number(o, "timeout", self.timeout, minimum=0, strict_min=True)
-        _number(o, "max_stale", self.max_stale, minimum=0)
-        _number(o, "recheck_interval", self.recheck_interval, minimum=0, strict_min=True)
-        _number(o, "min_ttl", self.min_ttl, minimum=0)
+        _number(o, "timeout", self.timeout, minimum=0, strict_min=True, maximum=_MAX_SECONDS)
+        _number(o, "max_stale", self.max_stale, minimum=0, maximum=_MAX_STALE_SECONDS)
+        _number(o, "recheck_interval", self.recheck_interval, minimum=0, strict_min=True, maximum=_MAX_SECONDS)
+        _number(o, "min_ttl", self.min_ttl, minimum=0, maximum=_MAX_SECONDS)
         _number(o, "refresh_ahead", self.refresh_ahead, minimum=0, maximum=0.9)
         _integer(o, "max_names", self.max_names, minimum=1)
         if self.persist_path is not None and not isinstance(self.persist_path, str):
@@ -235,10 +273,15 @@ class FailoverPolicy:
     writes last-writer-wins, so moving a write can silently lose another. ``allow_writes=True``
     lets every operation move; ``operations`` names extra operations (``"PutItem"``) that may move;
     ``deny_operations`` pins operations to the primary even if they look like reads.
+
+    Strongly consistent reads (``ConsistentRead=True``, also per table in ``BatchGetItem``, and
+    ``TransactGetItems``) stay in their region unless ``consistent_reads=True``: a replica in another
+    region answers from its own copy, which may be older than what the caller asked to see.
     """
 
     enabled: bool = True
     allow_writes: bool = False
+    consistent_reads: bool = False
     read_prefixes: tuple[str, ...] = DEFAULT_READ_PREFIXES
     operations: frozenset[str] = frozenset()
     deny_operations: frozenset[str] = frozenset()
@@ -247,6 +290,7 @@ class FailoverPolicy:
         o = "FailoverPolicy"
         _boolean(o, "enabled", self.enabled)
         _boolean(o, "allow_writes", self.allow_writes)
+        _boolean(o, "consistent_reads", self.consistent_reads)
         for name in ("read_prefixes", "operations", "deny_operations"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, Iterable):

@@ -6,8 +6,13 @@ that accepts boto3's arguments, plus ``failover_regions``, ``policy`` and per-re
 budget per (service, region), one DNS cache, one set of listeners — so two clients of one session
 agree about which endpoint is down.
 
-Every per-region botocore client is created with botocore's retries off: resilient_aws owns the one
-retry loop (retries stacked in two layers multiply: 3 x 3 = 9 attempts).
+Every per-region botocore client has botocore's retry handler replaced by resilient_aws's (see
+``retry.py``): one retry decision-maker, because retries stacked in two layers multiply
+(3 x 3 = 9 attempts).
+
+A client whose primary endpoint is not AWS's own (``endpoint_url=``, a VPC endpoint, a local server)
+fails over only to regions given in ``endpoint_urls``: moving a call from a private endpoint to a
+public one is not a failover the caller asked for, so it is a ``ConfigError`` at ``client()``.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from .errors import ConfigError
 from .events import Emitter, Listener
 from .policy import Policy, coerce_policy
 from .regions import HealthRegistry, RegionLane
+from .timing import Timing, coerce_timing
 
 logger = logging.getLogger("resilient_aws")
 
-#: What every per-region client is forced to: one attempt, so the only retry loop is ours.
+#: What every per-region client is configured with. Its retry handler is replaced anyway (see
+#: ``retry.install_retry_handler``); standard mode with one attempt keeps any handler botocore
+#: would add harmless, whatever ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` say.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
@@ -88,19 +96,38 @@ def _forced_config(config: object) -> Config:
     return config.merge(NO_RETRIES)
 
 
-def _disable_retries(client: BaseClient) -> None:
-    """Unregister botocore's retry handler from an existing client (the one wrap() hardens)."""
-    event_name = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.unregister(f"needs-retry.{event_name}", unique_id=f"retry-config-{event_name}")
+def _check_private_failover(primary: str, custom_url: str | None, fallbacks: tuple[str, ...],
+                            urls: Mapping[str, str]) -> None:
+    """A custom primary endpoint fails over only to regions whose endpoint the caller gave too."""
+    if custom_url is None:
+        return
+    missing = [r for r in fallbacks if r not in urls]
+    if missing:
+        raise ConfigError("endpoint_urls", f"the primary region {primary!r} uses its own endpoint ({custom_url}), "
+                                           f"so a failover region needs one too: add {', '.join(map(repr, missing))} "
+                                           f"to endpoint_urls, or pass failover_regions=[] for this client "
+                                           f"(otherwise calls would move to AWS's public endpoint)")
+
+
+def _default_endpoint(bc_session: botocore.session.Session, client: BaseClient) -> str:
+    """The URL botocore would use for ``client``'s service and region with no endpoint_url."""
+    probe = bc_session.create_client(client.meta.service_model.service_name, region_name=client.meta.region_name,
+                                     config=client.meta.config, aws_access_key_id="probe",
+                                     aws_secret_access_key="probe")
+    try:
+        return probe.meta.endpoint_url
+    finally:
+        probe.close()
 
 
 class _Shared:
     """What one Session (or one wrap()) shares between its clients."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, timing: Timing) -> None:
         self.policy = policy
+        self.timing = timing
         self.emitter = Emitter()
-        self.health = HealthRegistry(policy, self.emitter)
+        self.health = HealthRegistry(policy, self.emitter, timing)
         self.create_lock = threading.Lock()
         self._dns = None
         self._dns_lock = threading.Lock()
@@ -143,7 +170,10 @@ class Session:
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
         profile_name: str | None = None,
+        *,
+        timing: Timing | None = None,
     ) -> None:
+        """``timing`` replaces the clock, sleep and random source (tests, simulations)."""
         if botocore_session is not None and boto3_session is not None:
             raise ConfigError("boto3_session", "pass either botocore_session or boto3_session, not both")
         if boto3_session is not None:
@@ -171,7 +201,7 @@ class Session:
         self.failover_regions: tuple[str, ...] = _check_regions(self.region_name, failover_regions)
         self.policy: Policy = coerce_policy(policy)
         self.botocore_session = botocore_session
-        self._shared = _Shared(self.policy)
+        self._shared = _Shared(self.policy, coerce_timing(timing))
 
     def __repr__(self) -> str:
         return (f"resilient_aws.Session(region_name={self.region_name!r}, "
@@ -226,6 +256,7 @@ class Session:
             if urls.get(primary, endpoint_url) != endpoint_url:
                 raise ConfigError("endpoint_url", f"conflicts with endpoint_urls[{primary!r}]")
             urls[primary] = endpoint_url
+        _check_private_failover(primary, urls.get(primary), fallbacks, urls)
         merged = _forced_config(config)
         shared = self._shared
         bc_session = self.botocore_session
@@ -238,12 +269,11 @@ class Session:
                     verify=verify, endpoint_url=urls.get(region), aws_access_key_id=aws_access_key_id,
                     aws_secret_access_key=aws_secret_access_key, aws_session_token=aws_session_token,
                     config=merged)
-            _disable_retries(client)  # belt and braces: no needs-retry handler runs at all
             return shared.prepare(client, holder.get("primary"))
 
-        lanes = [RegionLane(r, shared.health.get(service_name, r), factory) for r in regions]
+        lanes = [RegionLane(r, shared.health.get(service_name, r, urls.get(r)), factory) for r in regions]
         holder["primary"] = lanes[0].client()
-        return ResilientClient(service_name, lanes, self.policy, shared.emitter, shared.dns_cache())
+        return ResilientClient(service_name, lanes, self.policy, shared.emitter, shared.dns_cache(), shared.timing)
 
 
 def wrap(
@@ -253,13 +283,15 @@ def wrap(
     *,
     endpoint_urls: Mapping[str, str] | None = None,
     botocore_session: botocore.session.Session | None = None,
+    timing: Timing | None = None,
 ) -> ResilientClient:
     """Harden an existing botocore/boto3 client in place.
 
-    Its own retry handler is unregistered (one retry loop), its connections go through the DNS
-    cache when enabled, and clients for ``failover_regions`` are created on first need from
-    ``botocore_session`` — by default a new session carrying the client's own credentials — with
-    the client's config (retries off).
+    Its own retry handler is replaced by resilient_aws's (one retry decision-maker), its connections
+    go through the DNS cache when enabled, and clients for ``failover_regions`` are created on first
+    need from ``botocore_session`` — by default a new session carrying the client's own credentials —
+    with the client's config. Call the returned client: only it can move a call to another region
+    (a call made on the original object still gets resilient_aws's in-region retries and breaker).
     """
     if not isinstance(client, BaseClient):
         raise ConfigError("client", f"must be a botocore/boto3 client, got {client!r}")
@@ -273,8 +305,12 @@ def wrap(
                                            f"is {client.meta.endpoint_url!r}")
     if botocore_session is not None and not isinstance(botocore_session, botocore.session.Session):
         raise ConfigError("botocore_session", f"must be a botocore.session.Session, got {botocore_session!r}")
-    _disable_retries(client)
-    shared = _Shared(policy)
+    own_url = client.meta.endpoint_url
+    custom = None
+    if fallbacks and own_url != _default_endpoint(botocore_session or botocore.session.get_session(), client):
+        custom = own_url
+    _check_private_failover(primary, custom, fallbacks, urls)
+    shared = _Shared(policy, coerce_timing(timing))
     shared.prepare(client, None)
     merged = client.meta.config.merge(NO_RETRIES)
     sessions: list[botocore.session.Session] = [botocore_session] if botocore_session else []
@@ -291,6 +327,6 @@ def wrap(
                                                 config=merged)
         return shared.prepare(created, client)
 
-    lanes = [RegionLane(primary, shared.health.get(service, primary), factory, client=client)]
-    lanes += [RegionLane(r, shared.health.get(service, r), factory) for r in fallbacks]
-    return ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache())
+    lanes = [RegionLane(primary, shared.health.get(service, primary, custom), factory, client=client)]
+    lanes += [RegionLane(r, shared.health.get(service, r, urls.get(r)), factory) for r in fallbacks]
+    return ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)

@@ -1,12 +1,14 @@
 """Backoff: jittered, capped, honours x-amz-retry-after within bounds."""
 
+import math
 import statistics
+import threading
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from resilient_aws import RetryPolicy
+from resilient_aws import ConfigError, RetryPolicy
 from resilient_aws.backoff import Backoff
 
 policies = st.builds(
@@ -58,3 +60,58 @@ def test_throttles_back_off_from_the_longer_base():
     b = Backoff(RetryPolicy(base_delay=0.01, throttle_base_delay=0.5, max_delay=5.0, jitter="none"))
     assert b.delay(1, throttled=True) == 0.5
     assert b.delay(1, throttled=False) == 0.01
+
+
+DAY = 86400.0
+SECONDS_FIELDS = ("base_delay", "throttle_base_delay", "max_delay", "max_retry_after_extra", "deadline")
+seconds = st.one_of(st.floats(min_value=0.0, max_value=DAY), st.sampled_from([0.0, 5e-324, 1e-300, DAY]),
+                    st.integers(min_value=0, max_value=int(DAY)))
+wild = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(min_value=-(10**400), max_value=10**400),
+                 st.sampled_from([10**400, 1e300, 1e20, DAY * 1.0000001, 2 * DAY, -1.0, True, None, "1"]))
+retry_afters = st.one_of(st.none(), st.floats(min_value=0.0, allow_infinity=True), st.sampled_from([0.0, 1e300]))
+
+
+def assert_sane_delay(policy, n, throttled, retry_after):
+    d = Backoff(policy).delay(n, throttled, retry_after)
+    assert isinstance(d, float)
+    assert math.isfinite(d)
+    bound = policy.max_delay
+    if retry_after is not None and policy.honor_retry_after:
+        bound += policy.max_retry_after_extra
+    assert 0.0 <= d <= bound
+    assert d <= threading.TIMEOUT_MAX  # time.sleep / Event.wait accept it: 1e300 raised OverflowError
+
+
+@settings(max_examples=500, deadline=None)
+@given(base=seconds, tbase=seconds, cap=seconds, extra=seconds, jitter=st.sampled_from(["full", "equal", "none"]),
+       honor=st.booleans(), n=st.integers(min_value=1, max_value=100), throttled=st.booleans(),
+       retry_after=retry_afters)
+@example(base=DAY, tbase=DAY, cap=DAY, extra=DAY, jitter="equal", honor=True, n=100, throttled=True,
+         retry_after=float("inf"))
+@example(base=5e-324, tbase=0.0, cap=DAY, extra=0.0, jitter="full", honor=True, n=100, throttled=False,
+         retry_after=None)
+def test_every_policy_within_the_bounds_gives_finite_delays_within_the_cap(base, tbase, cap, extra, jitter, honor, n,
+                                                                            throttled, retry_after):
+    policy = RetryPolicy(base_delay=min(base, cap), throttle_base_delay=tbase, max_delay=max(base, cap),
+                         max_retry_after_extra=extra, jitter=jitter, honor_retry_after=honor)
+    assert_sane_delay(policy, n, throttled, retry_after)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values=st.fixed_dictionaries({**{name: seconds for name in SECONDS_FIELDS},
+                                     "deadline": st.one_of(st.none(), st.floats(min_value=0.001, max_value=DAY))}),
+       wild_field=st.sampled_from(SECONDS_FIELDS), wild_value=wild, jitter=st.sampled_from(["full", "equal", "none"]),
+       n=st.integers(min_value=1, max_value=100), throttled=st.booleans(), retry_after=retry_afters)
+@example(values=dict.fromkeys(SECONDS_FIELDS, 1.0), wild_field="max_delay", wild_value=1e300, jitter="full", n=1,
+         throttled=False, retry_after=None)
+def test_whatever_retry_policy_accepts_gives_sleepable_delays(values, wild_field, wild_value, jitter, n, throttled,
+                                                              retry_after):
+    """Bug 12: any value is either refused at construction with ConfigError naming the field, or safe to use."""
+    values = {**values, "max_delay": max(values["max_delay"], values["base_delay"]), wild_field: wild_value}
+    try:
+        policy = RetryPolicy(jitter=jitter, **values)
+    except ConfigError as e:
+        # the wild field, or max_delay when a wild base_delay / max_delay breaks base_delay <= max_delay
+        assert e.field in (f"RetryPolicy.{wild_field}", "RetryPolicy.max_delay")
+        return
+    assert_sane_delay(policy, n, throttled, retry_after)

@@ -1,8 +1,9 @@
 """Circuit breaker: closed -> open -> half-open -> closed, one probe at a time."""
 
+import random
 import threading
 
-from hypothesis import settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -156,6 +157,89 @@ def test_sixteen_threads_never_get_two_probes_at_once():
         t.join(30)
     assert probes > 0
     assert peak == 1
+
+
+def draw_max(low, high):
+    return high
+
+
+def draw_min(low, high):
+    return low
+
+
+def open_after_failed_probes(policy, probes, uniform, start=0.0):
+    """Open a breaker at ``start``, fail ``probes`` probes in a row; yield (opened_at, open_until) per opening."""
+    b = CircuitBreaker(policy, now=start, uniform=uniform)
+    b.on_failure(start, ADMIT)
+    assert b.state == OPEN
+    yield start, b.open_until
+    for _ in range(probes):
+        t = b.open_until
+        assert b.admit(t) == PROBE
+        b.on_failure(t, PROBE)
+        assert b.state == OPEN
+        yield t, b.open_until
+
+
+def test_open_time_never_exceeds_max_open_time_when_the_jitter_draws_its_maximum():
+    # bug 11: 60 s cap, +20 % jitter applied after the cap -> 72 s
+    policy = BreakerPolicy(min_calls=1, open_time=5.0, max_open_time=60.0, open_jitter=0.2)
+    durations = [until - t for t, until in open_after_failed_probes(policy, 6, draw_max)]
+    assert durations[-1] == 60.0  # 5 * 2**6 = 320, capped at 60: the draw's maximum is the cap itself
+    assert max(durations) <= 60.0
+
+
+def test_open_time_below_the_cap_keeps_its_full_jitter_range():
+    policy = BreakerPolicy(min_calls=1, open_time=5.0, max_open_time=60.0, open_jitter=0.2)
+    assert [until - t for t, until in open_after_failed_probes(policy, 2, draw_max)] == [6.0, 12.0, 24.0]
+    assert [until - t for t, until in open_after_failed_probes(policy, 2, draw_min)] == [4.0, 8.0, 16.0]
+
+
+def test_at_the_cap_the_fleet_is_spread_below_it_not_piled_on_it():
+    # clamping a jittered value would put half the fleet exactly at the cap, probing in step; the jitter
+    # window moves below the cap instead: [cap * (1 - jitter), cap], uniformly
+    policy = BreakerPolicy(min_calls=1, open_time=60.0, max_open_time=60.0, open_jitter=0.2)
+    rng = random.Random(11)
+    durations = []
+    for _ in range(400):
+        (t, until), = open_after_failed_probes(policy, 0, rng.uniform)
+        durations.append(until - t)
+    assert all(48.0 <= d <= 60.0 for d in durations)
+    assert sum(d == 60.0 for d in durations) <= 1
+    assert sum(d < 54.0 for d in durations) > 120  # about half below the middle of [48, 60]
+    assert [until for _, until in open_after_failed_probes(policy, 0, draw_min)] == [48.0]
+
+
+breaker_policies = st.builds(
+    lambda open_time, extra, jitter: BreakerPolicy(min_calls=1, open_time=open_time,
+                                                   max_open_time=min(open_time * extra, 86400.0),
+                                                   open_jitter=jitter),
+    st.floats(min_value=0.001, max_value=86400.0), st.floats(min_value=1.0, max_value=1e6),
+    st.floats(min_value=0.0, max_value=0.9),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(policy=breaker_policies, probes=st.integers(min_value=0, max_value=60),
+       u=st.floats(min_value=0.0, max_value=1.0), start=st.floats(min_value=0.0, max_value=1e6))
+@example(policy=BreakerPolicy(min_calls=1, open_time=5.0, max_open_time=60.0, open_jitter=0.2), probes=6, u=1.0,
+         start=0.0)
+@example(policy=BreakerPolicy(min_calls=1, open_time=0.001, max_open_time=0.001, open_jitter=0.9), probes=3, u=0.0,
+         start=1e6)
+def test_open_duration_is_within_the_floor_and_max_open_time(policy, probes, u, start):
+    """For any policy, any number of failed probes and any draw: open_time * (1 - jitter) <= open <= max_open_time.
+
+    Compared in absolute time (``opened_at + bound``) because rounding is monotonic: a duration within the
+    bounds gives an ``open_until`` within the equally rounded bounds, exactly, with no tolerance.
+    """
+    def uniform(low, high):
+        return low + u * (high - low)
+
+    floor = policy.open_time * (1.0 - policy.open_jitter)
+    assert floor > 0
+    for opened_at, until in open_after_failed_probes(policy, probes, uniform, start):
+        assert opened_at < until <= opened_at + policy.max_open_time
+        assert until >= opened_at + floor
 
 
 class BreakerMachine(RuleBasedStateMachine):

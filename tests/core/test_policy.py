@@ -43,6 +43,71 @@ def test_invalid_policy_field_raises_config_error_naming_it(factory, field):
     assert field in str(info.value)
 
 
+DAY = 86400.0
+
+
+@pytest.mark.parametrize(
+    ("factory", "field", "shown"),
+    [
+        # bug 12: a huge int overflowed float conversion (OverflowError) instead of naming the field
+        (lambda: BudgetPolicy(ratio=10**400), "BudgetPolicy.ratio", "10**400"),
+        (lambda: BudgetPolicy(ratio=-(10**400)), "BudgetPolicy.ratio", "-10**400"),
+        (lambda: BudgetPolicy(min_per_second=10**5000), "BudgetPolicy.min_per_second", "10**5000"),
+        (lambda: RetryPolicy(base_delay=10**400), "RetryPolicy.base_delay", "10**400"),
+        (lambda: RetryPolicy(deadline=10**400), "RetryPolicy.deadline", "10**400"),
+        (lambda: BreakerPolicy(open_time=10**400), "BreakerPolicy.open_time", "10**400"),
+        (lambda: DnsPolicy(timeout=10**400), "DnsPolicy.timeout", "10**400"),
+        # bug 12: finite but absurd values were accepted and crashed later (time.sleep(1e300) overflows)
+        (lambda: RetryPolicy(max_delay=1e300), "RetryPolicy.max_delay", "1e+300"),
+        (lambda: RetryPolicy(base_delay=DAY + 1, max_delay=DAY + 1), "RetryPolicy.base_delay", "86401"),
+        (lambda: RetryPolicy(throttle_base_delay=1e20), "RetryPolicy.throttle_base_delay", "1e+20"),
+        (lambda: RetryPolicy(max_delay=DAY * 2), "RetryPolicy.max_delay", "172800"),
+        (lambda: RetryPolicy(max_retry_after_extra=1e300), "RetryPolicy.max_retry_after_extra", "1e+300"),
+        (lambda: RetryPolicy(deadline=DAY + 0.5), "RetryPolicy.deadline", "86400.5"),
+        (lambda: BudgetPolicy(min_per_second=1e6 + 1), "BudgetPolicy.min_per_second", "1000001"),
+        (lambda: BudgetPolicy(ratio=101), "BudgetPolicy.ratio", "101"),
+        (lambda: BudgetPolicy(window=DAY + 1), "BudgetPolicy.window", "86401"),
+        (lambda: BreakerPolicy(open_time=1e300, max_open_time=1e300), "BreakerPolicy.open_time", "1e+300"),
+        (lambda: BreakerPolicy(max_open_time=DAY + 1), "BreakerPolicy.max_open_time", "86401"),
+        (lambda: BreakerPolicy(open_time=0.0005), "BreakerPolicy.open_time", "0.0005"),
+        (lambda: BreakerPolicy(window=DAY + 1), "BreakerPolicy.window", "86401"),
+        (lambda: DnsPolicy(timeout=DAY + 1), "DnsPolicy.timeout", "86401"),
+        (lambda: DnsPolicy(max_stale=30 * DAY + 1), "DnsPolicy.max_stale", "2592001"),
+        (lambda: DnsPolicy(recheck_interval=1e300), "DnsPolicy.recheck_interval", "1e+300"),
+        (lambda: DnsPolicy(min_ttl=DAY + 1), "DnsPolicy.min_ttl", "86401"),
+        # booleans are ints in Python, but never a number of seconds
+        (lambda: RetryPolicy(max_delay=True), "RetryPolicy.max_delay", "True"),
+        (lambda: BudgetPolicy(ratio=False), "BudgetPolicy.ratio", "False"),
+        (lambda: DnsPolicy(min_ttl=True), "DnsPolicy.min_ttl", "True"),
+        (lambda: BreakerPolicy(open_jitter=float("inf")), "BreakerPolicy.open_jitter", "inf"),
+    ],
+)
+def test_out_of_range_number_raises_config_error_naming_field_and_value(factory, field, shown):
+    with pytest.raises(ConfigError) as info:
+        factory()
+    assert info.value.field == field
+    message = str(info.value)
+    assert message.startswith(field + ": ")
+    assert shown in message
+    assert len(message) < 200  # a 5000-digit int is summarised, not printed (nor refused by int -> str)
+
+
+def test_huge_int_is_reported_as_not_finite():
+    with pytest.raises(ConfigError, match=r"BudgetPolicy\.ratio: must be finite"):
+        BudgetPolicy(ratio=10**400)
+
+
+def test_every_seconds_field_accepts_its_documented_maximum():
+    # one day for delays, deadlines, open times, windows and DNS timers; 30 days of stale DNS (RFC 8767
+    # suggests 1 to 3 days); a million retries per second of budget floor; ratio up to 100
+    RetryPolicy(base_delay=DAY, throttle_base_delay=DAY, max_delay=DAY, deadline=DAY, max_retry_after_extra=DAY)
+    RetryPolicy(base_delay=86400, max_delay=86400)  # ints are numbers too
+    BudgetPolicy(ratio=100, min_per_second=1e6, window=DAY)
+    BreakerPolicy(open_time=DAY, max_open_time=DAY, window=DAY)
+    BreakerPolicy(open_time=0.001, max_open_time=0.001)
+    DnsPolicy(timeout=DAY, max_stale=30 * DAY, recheck_interval=DAY, min_ttl=DAY)
+
+
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 

@@ -8,6 +8,7 @@ import uuid
 import boto3
 import botocore.session
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from conftest import CREDS, NO_DNS, create_table
 
 import resilient_aws
@@ -63,14 +64,21 @@ def test_waiter_polls_go_through_the_resilient_loop(client, table):
     assert client.stats()["calls"] > before
 
 
-def test_failover_region_error_is_caught_by_the_primary_s_exception_class(moto_url, table):
+def test_a_failover_regions_own_error_is_not_the_answer_the_primarys_is(moto_url, table):
     session = resilient_aws.Session(region_name="us-east-1", failover_regions=["us-west-2"],
                                     policy=Policy(dns=NO_DNS), **CREDS)
     # the primary points at a closed port: the read moves to us-west-2, where the table is missing
     c = session.client("dynamodb", endpoint_urls={"us-east-1": "http://127.0.0.1:9", "us-west-2": moto_url})
-    with pytest.raises(c.exceptions.ResourceNotFoundException):
+    with pytest.raises(EndpointConnectionError):
         c.get_item(TableName="missing-everywhere", Key={"pk": {"S": "1"}})
     assert c.stats()["failovers"] == 1
+
+
+def test_every_region_shares_the_primarys_exception_classes(moto_url):
+    session = resilient_aws.Session(region_name="us-east-1", failover_regions=["us-west-2"],
+                                    policy=Policy(dns=NO_DNS), **CREDS)
+    c = session.client("dynamodb", endpoint_urls={"us-east-1": moto_url, "us-west-2": moto_url})
+    assert c._lanes[1].client().exceptions is c.exceptions
 
 
 def test_stats_are_json_serializable(client, table):

@@ -1,0 +1,249 @@
+"""Same-region retries, decided inside botocore's own endpoint loop.
+
+Why here and not around the client method: botocore's endpoint loop (``Endpoint._send_request``)
+already knows how to repeat a request *as the same request*. Between attempts it keeps the built
+parameters (so an idempotency token such as ``ClientRequestToken`` is the same on every attempt),
+rewinds the body stream, signs again, counts the attempt in the ``amz-sdk-request`` header and
+finally reports ``ResponseMetadata.RetryAttempts``. Re-running the whole client method instead
+re-builds the parameters (a new token: a retried transaction may apply twice) and re-reads a body
+that is already at its end (an empty S3 object). So resilient_aws decides retries at the seam that
+botocore's own retry modes use, the ``needs-retry.<service>`` event, and botocore carries them out.
+
+:class:`RetryHandler` is registered on every per-region botocore client in place of botocore's
+handler. After every attempt it
+
+- checks a DynamoDB response's ``x-amz-crc32`` against its body (damaged bytes are a failure, and
+  never the caller's answer: when no retry is left, ``botocore.exceptions.ChecksumError`` is raised);
+- returns at once for a good response (the success path does no other work here);
+- on a failure: classifies it, tells the endpoint's breaker, and retries in the same region only if
+  the error is retryable, the call has attempts left, the body can be rewound, no other region could
+  take the call instead (then the planner in ``planner.py`` moves it), the breaker is closed, the
+  endpoint's budget has a token and the backoff fits in the deadline. The backoff sleep happens here,
+  before the next attempt, and holds nothing: in-region retries are only made while the breaker is
+  closed, so no half-open probe can be left held by an interrupted sleep.
+
+The state of one call (:class:`CallState`) travels in botocore's request context. A call the planner
+makes hands its state over through a thread-local (``handoff.pending``); a call from the hot path has
+none until its first failure, when the handler creates it; the handler leaves the final failure's state
+in ``handoff.last`` so the planner can pick up where the endpoint loop stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+from binascii import crc32
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ChecksumError
+
+from .breaker import ADMIT, CLOSED
+from .classify import TRANSIENT, Verdict, classify, classify_response
+from .events import BUDGET_DENIED, RETRY
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .client import ResilientClient
+    from .regions import RegionLane
+
+#: The key of a call's state in botocore's request context.
+CONTEXT_KEY = "resilient_aws"
+
+class CallState:
+    """One call's progress, shared by the handler (in-region retries) and the planner (regions).
+
+    ``attempts`` counts every attempt of the call in every region (``RetryPolicy.max_attempts``
+    bounds it); ``ticket`` is the breaker admission of the attempt in flight; ``exception`` /
+    ``response`` / ``verdict`` describe the last failed attempt the handler saw.
+    """
+
+    __slots__ = ("attempts", "deadline_at", "exception", "excluded", "lane", "lanes", "may_move", "response",
+                 "retries", "ticket", "verdict")
+
+    def __init__(self, lane: RegionLane, lanes: tuple[RegionLane, ...], *, may_move: bool,
+                 deadline_at: float | None = None, attempts: int = 0, ticket: int = ADMIT) -> None:
+        self.lane = lane
+        self.lanes = lanes
+        self.may_move = may_move
+        self.deadline_at = deadline_at
+        self.attempts = attempts
+        self.retries = 0
+        self.ticket = ticket
+        self.excluded: set[int] = set()
+        self.exception: BaseException | None = None
+        self.response: dict | None = None
+        self.verdict: Verdict | None = None
+
+    def saw(self, exc: BaseException) -> bool:
+        """Did the handler see the failure that ``exc`` reports (as an exception or a response)?"""
+        if self.exception is not None:
+            return exc is self.exception
+        return self.response is not None and getattr(exc, "response", None) is self.response
+
+
+class _Handoff(threading.local):
+    pending: CallState | None = None   # set by the planner around the botocore call it makes
+    last: CallState | None = None      # the state of the last call the handler gave up on
+
+
+handoff = _Handoff()
+
+
+def record(lane: RegionLane, ticket: int, verdict: Verdict | None, now: float, count_throttles: bool) -> None:
+    """Tell ``lane``'s breaker what one attempt said about the endpoint's health."""
+    breaker = lane.health.breaker
+    if verdict is None or verdict.caller_error:  # a caller error is proof the endpoint answers
+        breaker.on_success(now, ticket)
+    elif verdict.endpoint_failure or (verdict.throttle and count_throttles):
+        breaker.on_failure(now, ticket)
+    else:
+        breaker.on_neutral(ticket)
+
+
+def crc32_error(http_response: Any) -> ChecksumError | None:
+    """A ``ChecksumError`` if ``x-amz-crc32`` is present and does not match the body, else None."""
+    expected = http_response.headers.get("x-amz-crc32")
+    if expected is None:
+        return None
+    actual = crc32(http_response.content) & 0xFFFFFFFF
+    try:
+        if int(expected) == actual:
+            return None
+    except ValueError:
+        pass
+    return ChecksumError(checksum_type="crc32", expected_checksum=expected, actual_checksum=actual)
+
+
+def rewindable(body: object) -> bool:
+    """Can botocore send ``body`` again? Bytes can; a stream only if it can seek."""
+    if body is None or isinstance(body, (bytes, bytearray, str, dict)):
+        return True
+    seekable = getattr(body, "seekable", None)
+    if seekable is not None:
+        try:
+            return bool(seekable())
+        except Exception:
+            return False
+    return hasattr(body, "seek")
+
+
+class RetryHandler:
+    """The ``needs-retry.<service>`` handler of one region's botocore client."""
+
+    __slots__ = ("_check_crc", "_client", "_lane")
+
+    def __init__(self, client: ResilientClient, lane: RegionLane, service_name: str) -> None:
+        self._client = client
+        self._lane = lane
+        self._check_crc = service_name in ("dynamodb", "dynamodbstreams")
+
+    def __call__(self, response: Any = None, caught_exception: BaseException | None = None,
+                 request_dict: dict | None = None, operation: Any = None, **kwargs: Any) -> float | None:
+        if caught_exception is None and response is not None:
+            http = response[0]
+            if self._check_crc:
+                damaged = crc32_error(http)
+                if damaged is not None:
+                    return self._failed(None, damaged, request_dict, operation)
+            if http.status_code < 300:
+                return None
+        return self._failed(response, caught_exception, request_dict, operation)
+
+    def _failed(self, response: Any, exc: BaseException | None, request_dict: dict | None,
+                operation: Any) -> float | None:
+        client = self._client
+        lane = self._lane
+        context = request_dict["context"] if request_dict is not None else {}
+        state = context.get(CONTEXT_KEY)
+        if state is None:
+            state = handoff.pending
+            if state is None or state.lane is not lane:  # the hot path's first attempt on the primary
+                state = client._state_for_hot_path(lane, operation.name)
+            context[CONTEXT_KEY] = state
+        parsed = response[1] if response is not None else None
+        if exc is not None:
+            verdict = classify(exc)
+        elif parsed is not None:
+            verdict = classify_response(parsed)
+        else:  # pragma: no cover - botocore always gives one of the two
+            verdict = TRANSIENT
+        now = client._timing.monotonic()
+        client._attempt_failed(lane, verdict)
+        record(lane, state.ticket, verdict, now, client._policy.breaker.count_throttles)
+        state.ticket = ADMIT  # the admission was used up; an in-region retry needs a closed breaker
+        if self._retry(state, verdict, request_dict, operation.name, now, error_code(exc, parsed)):
+            return 0  # botocore rewinds, re-signs and sends again; our backoff already slept
+        state.exception = exc
+        state.response = parsed if exc is None else None
+        state.verdict = verdict
+        handoff.last = state
+        if isinstance(exc, ChecksumError):
+            raise exc  # damaged bytes are never returned as an answer
+        return None
+
+    def _retry(self, state: CallState, verdict: Verdict, request_dict: dict | None, op_name: str,
+               now: float, error: str) -> bool:
+        client = self._client
+        lane = self._lane
+        policy = client._policy
+        if not verdict.retryable or state.attempts >= policy.retry.max_attempts:
+            return False
+        if request_dict is not None and not rewindable(request_dict.get("body")):
+            return False  # botocore could not send it again: one attempt, the original error
+        if state.may_move and verdict.may_fail_over and client._alternative(state, now):
+            return False  # another region can take it now: the planner moves the call
+        health = lane.health
+        if health.breaker.state is not CLOSED:
+            return False
+        if not health.budget.try_withdraw(now):
+            client._count(retries_denied_by_budget=1)
+            client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
+            return False
+        delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
+        if state.deadline_at is not None and now + delay >= state.deadline_at:
+            client._count(deadline_stops=1)
+            return False
+        client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1, delay=round(delay, 4),
+                     error=error)
+        if delay > 0:
+            client._timing.sleep(delay)
+        if health.breaker.state is not CLOSED:
+            return False  # it opened while we waited: do not pile on
+        state.attempts += 1
+        state.retries += 1
+        client._attempt_made(lane, retry=True)
+        return True
+
+
+def error_code(exc: BaseException | None, parsed: dict | None = None) -> str:
+    """The AWS error code of a failure, or the exception's class name: for events and logs."""
+    response = parsed if parsed is not None else getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__ if exc is not None else "unknown"
+
+
+__all__ = ["CONTEXT_KEY", "CallState", "RetryHandler", "crc32_error", "error_code", "handoff", "record", "rewindable"]
+
+
+def install_retry_handler(client: Any, handler: RetryHandler, max_attempts: int) -> None:
+    """Make ``handler`` the only retry decision-maker of a botocore client.
+
+    botocore's own handler (any mode: legacy, standard, adaptive's retry part) is unregistered, so no
+    second layer multiplies attempts, and ``AWS_MAX_ATTEMPTS``/``AWS_RETRY_MODE`` cannot bring it back.
+    The ``max`` of the ``amz-sdk-request`` header is seeded with resilient_aws's own attempt bound.
+    """
+    from ._compat import RETRY_HANDLER_ID, SEED_MAX_ATTEMPTS_ID
+
+    events = client.meta.events
+    name = client.meta.service_model.service_id.hyphenize()
+    events.unregister(f"needs-retry.{name}", unique_id=RETRY_HANDLER_ID.format(name))
+    events.unregister(f"request-created.{name}", unique_id=SEED_MAX_ATTEMPTS_ID.format(name))
+    events.register(f"needs-retry.{name}", handler, unique_id=f"resilient-aws-retry-{name}")
+
+    def seed_max_attempts(request: Any, **kwargs: Any) -> None:
+        retries = request.context.get("retries")
+        if retries is not None:
+            retries["max"] = max_attempts
+
+    events.register(f"request-created.{name}", seed_max_attempts, unique_id=f"resilient-aws-max-attempts-{name}")
