@@ -6,12 +6,18 @@ uniformly over [0, min(cap, base·2^(n-1))].
 
 tenacity is used only here and only after a failure: building and calling a wait strategy costs
 microseconds, which the success path never pays. The strategies only read ``attempt_number`` from
-their argument, so a tiny stand-in replaces tenacity's full RetryCallState.
+their argument, so a tiny stand-in replaces tenacity's full RetryCallState. tenacity computes the
+capped exponential (``wait_exponential``, overflow-safe for any attempt number); the jitter is drawn
+here from an injectable ``random()`` so that tests and simulations can fix it (tenacity's random
+strategies read the ``random`` module's global state).
 """
 
 from __future__ import annotations
 
-from tenacity import wait_exponential, wait_random_exponential
+import random as _random
+from collections.abc import Callable
+
+from tenacity import wait_exponential
 
 from .policy import RetryPolicy
 
@@ -23,32 +29,35 @@ class _Attempt:
         self.attempt_number = n
 
 
-def _strategy(kind: str, base: float, cap: float):
-    if kind == "full":
-        return wait_random_exponential(multiplier=base, max=cap)
-    if kind == "equal":  # half fixed, half random: never retries immediately
-        return wait_exponential(multiplier=base / 2, max=cap / 2) + wait_random_exponential(
-            multiplier=base / 2, max=cap / 2)
-    return wait_exponential(multiplier=base, max=cap)
-
-
 class Backoff:
     """``delay(retry_number, throttled, retry_after)`` in seconds, within [0, max_delay] unless the
-    server asked for more with ``x-amz-retry-after`` (then at most ``max_retry_after_extra`` more)."""
+    server asked for more with ``x-amz-retry-after`` (then at most ``max_retry_after_extra`` more).
 
-    __slots__ = ("_extra", "_honor", "_normal", "_throttle", "max_delay")
+    Jitter kinds: ``full`` draws uniformly from [0, exp]; ``equal`` from [exp/2, exp] (never retries
+    at once); ``none`` is the exponential itself (legacy botocore's shape, for comparisons only).
+    """
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    __slots__ = ("_extra", "_honor", "_jitter", "_normal", "_random", "_throttle", "max_delay")
+
+    def __init__(self, policy: RetryPolicy, random: Callable[[], float] = _random.random) -> None:
         self.max_delay = policy.max_delay
-        self._normal = _strategy(policy.jitter, policy.base_delay, policy.max_delay)
-        self._throttle = _strategy(policy.jitter, max(policy.throttle_base_delay, policy.base_delay),
-                                   policy.max_delay)
+        self._normal = wait_exponential(multiplier=policy.base_delay, max=policy.max_delay)
+        self._throttle = wait_exponential(multiplier=max(policy.throttle_base_delay, policy.base_delay),
+                                          max=policy.max_delay)
+        self._jitter = policy.jitter
+        self._random = random
         self._honor = policy.honor_retry_after
         self._extra = policy.max_retry_after_extra
 
     def delay(self, retry_number: int, throttled: bool = False, retry_after: float | None = None) -> float:
         strategy = self._throttle if throttled else self._normal
-        value = float(strategy(_Attempt(max(1, retry_number))))
+        exp = min(max(float(strategy(_Attempt(max(1, retry_number)))), 0.0), self.max_delay)
+        if self._jitter == "full":
+            value = exp * self._random()
+        elif self._jitter == "equal":
+            value = exp / 2 + exp / 2 * self._random()
+        else:
+            value = exp
         value = min(max(value, 0.0), self.max_delay)
         if retry_after is not None and self._honor:
             value = min(max(value, retry_after), value + self._extra)

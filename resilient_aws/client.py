@@ -49,7 +49,7 @@ class ResilientClient:
         self._lanes = tuple(lanes)
         self._policy = policy
         self._timing = timing
-        self._backoff = Backoff(policy.retry)
+        self._backoff = Backoff(policy.retry, random=timing.random)
         for lane in self._lanes:
             lane.adopt(self._adopt)
         self._primary = lanes[0].client()

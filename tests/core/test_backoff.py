@@ -115,3 +115,10 @@ def test_whatever_retry_policy_accepts_gives_sleepable_delays(values, wild_field
         assert e.field in (f"RetryPolicy.{wild_field}", "RetryPolicy.max_delay")
         return
     assert_sane_delay(policy, n, throttled, retry_after)
+
+
+def test_the_jitter_is_drawn_from_the_injected_random_source():
+    policy = RetryPolicy(base_delay=1.0, max_delay=10.0)
+    assert Backoff(policy, random=lambda: 0.25).delay(3) == 4.0 * 0.25
+    equal = RetryPolicy(base_delay=1.0, max_delay=10.0, jitter="equal")
+    assert Backoff(equal, random=lambda: 0.25).delay(3) == 2.0 + 2.0 * 0.25

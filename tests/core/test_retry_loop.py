@@ -381,3 +381,12 @@ def test_no_sleep_overruns_the_deadline_and_no_attempt_starts_after_it(deadline,
     for at in starts:
         assert at < start + deadline + 1e-9
     assert 1 <= len(starts) <= max_attempts
+
+
+def test_a_retry_sleeps_the_jittered_backoff_from_the_injected_timing():
+    clock = FakeClock()  # its random() is 0.5
+    p = policy(retry=RetryPolicy(base_delay=0.1, max_delay=1.0), failover=NO_FAILOVER)
+    client, fakes = make_client(p, {"us-east-1": [503, 503]}, clock=clock)
+    client.get_item(**KEY)
+    assert clock.sleeps == [pytest.approx(0.05), pytest.approx(0.1)]
+    assert len(fakes["us-east-1"].sent) == 3
