@@ -108,11 +108,13 @@ class DnsCache:
     ``socket.getaddrinfo``, in the order to try them; ``report_failure(host, ip)`` moves an address
     that refused a connection to the back. Thread-safe; fork-safe (answers survive in the child).
 
-    ``resolver`` / ``hosts_path`` exist for tests.
+    ``resolver`` / ``hosts_path`` exist for tests, and so does ``wall_clock``: the clock of the times
+    in the persisted file (``time.time``), so a test can play a machine whose clock is wrong.
     """
 
     def __init__(self, policy: DnsPolicy, emitter: Emitter | None = None, *,
-                 resolver: Resolver | None = None, hosts_path: str | None = None) -> None:
+                 resolver: Resolver | None = None, hosts_path: str | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.policy = policy
         self._emitter = emitter
         self._resolver = resolver or Resolver(policy, HostsFile(hosts_path) if hosts_path else None)
@@ -125,7 +127,9 @@ class DnsCache:
              "cold_failures", "stale_served", "stale_episodes", "stale_expired", "recoveries",
              "connect_failures", "persisted_loads", "persist_writes", "persist_errors"), 0)
         self._failures_by_kind: dict[str, int] = {}
-        self._store = AnswerStore(policy.persist_path) if policy.persist_path else None
+        self._wall_clock = wall_clock
+        self._store = AnswerStore(policy.persist_path, max_stale=policy.max_stale,
+                                  wall_clock=wall_clock) if policy.persist_path else None
         if self._store is not None:
             self._load()
         _fork.register(self)
@@ -255,7 +259,7 @@ class DnsCache:
             e.expires = now + ttl
             e.stale_until = e.expires + self.policy.max_stale
             e.refresh_at = now + ttl * (1.0 - self.policy.refresh_ahead)
-            e.answered_at = time.time()
+            e.answered_at = self._wall_clock()
             e.failure_kind = None
             e.next_check = 0.0
             if e.failing_since is not None:
@@ -336,7 +340,7 @@ class DnsCache:
     def _snapshot(self) -> dict[str, dict]:
         with self._lock:
             now = _monotonic()
-            wall = time.time()
+            wall = self._wall_clock()
             return {
                 host: {"addresses": [[fam, ip] for fam, ip in e.addresses],
                        "answered_at": e.answered_at,
@@ -359,19 +363,25 @@ class DnsCache:
                 self._counters["persist_errors"] += int(self._store.failed)
             return
         now = _monotonic()
-        wall = time.time()
+        wall = self._wall_clock()
+        max_stale = self.policy.max_stale
         count = 0
         with self._lock:
             for host, item in loaded.items():
-                expires = now + (item["expires_at"] - wall)
-                stale_until = expires + self.policy.max_stale
-                if stale_until <= now or host in self._entries:
+                # Wall clock (the file) -> monotonic (this process). The stored times are a hint, not a
+                # promise: a forged or skewed expires_at, or our own clock being behind the writer's,
+                # must not stretch the life of an answer, so it is served at most max_stale from now.
+                # Not trusted as fresh either: the first use looks the name up again.
+                expires = min(now + (item["expires_at"] - wall), now)
+                stale_until = expires + max_stale
+                if not stale_until > now or host in self._entries:  # "not >": a NaN is dropped too
                     continue
                 e = _Entry(host)
                 e.addresses = item["addresses"]
-                e.expires = min(expires, now)  # not trusted as fresh: the first use looks it up again
+                e.expires = expires
                 e.stale_until = stale_until
-                e.answered_at = e.saved_at = item["answered_at"]
+                # Never "answered in the future": that would delay the periodic re-save (_PERSIST_EVERY).
+                e.answered_at = e.saved_at = min(item["answered_at"], wall)
                 e.persistable = True
                 self._entries[host] = e
                 self._index[host] = True
