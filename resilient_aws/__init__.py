@@ -1,6 +1,6 @@
 """resilient_aws: keep botocore/boto3 clients working when AWS itself breaks.
 
-Last-known-good DNS, multi-region failover, a circuit breaker per (service, region), token-bucket
+Last-known-good DNS, multi-region failover, a circuit breaker per endpoint, token-bucket
 retry budgets and jittered backoff, with one retry loop and a hot path of about a microsecond.
 This module only re-exports the public names; see the README and docs/ for the design.
 """

@@ -1,4 +1,4 @@
-"""Circuit breaker for one (service, region) endpoint: closed, open, half-open.
+"""Circuit breaker for one endpoint (service, region, URL): closed, open, half-open.
 
 Why: when an endpoint is down, every attempt costs the caller a timeout and the endpoint a
 connection it cannot serve. The breaker turns a dead endpoint into an immediate local answer (fail

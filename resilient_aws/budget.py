@@ -7,7 +7,7 @@ withdraws one, and both expire after ``window`` seconds. A reserve of ``min_per_
 tokens lets a quiet client retry at all. So over any window, retries <= ratio * first attempts +
 reserve, whatever the thread count.
 
-One budget is shared per (service, region) by all clients of a session. Thread-safe; the lock is
+One budget is shared per endpoint (service, region, URL) by all clients of a session. Thread-safe; the lock is
 held only for a few integer updates.
 """
 

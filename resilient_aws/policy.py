@@ -128,13 +128,15 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class BudgetPolicy:
-    """Token-bucket retry budget, shared per (service, region) by every client of a session.
+    """Token-bucket retry budget, shared per endpoint (service, region, URL) by every client of a session.
 
     Each first attempt deposits ``ratio`` tokens, each retry withdraws one, and both expire after
     ``window`` seconds; ``min_per_second`` adds a floor of ``min_per_second * window`` tokens so
-    that a client with little traffic can still retry at all. Over any window, retries are at most
-    ``ratio * first_attempts + min_per_second * window``: under a total outage,
-    attempts / calls stays near ``1 + ratio`` however many threads call.
+    that a client with little traffic can still retry at all. The bound holds per endpoint: over any
+    window, retries to an endpoint are at most ``ratio * first_attempts + min_per_second * window``
+    of that endpoint, so under a total outage of one endpoint, its attempts / calls stay near
+    ``1 + ratio`` however many threads call. A move to another region is that region's first attempt
+    (no token); a call's attempts across all regions are at most ``RetryPolicy.max_attempts``.
 
     Bounds: ``ratio`` within [0, 100], ``min_per_second`` within [0, 1e6], ``window`` within
     [0.001, 86400] seconds (one day).
@@ -155,7 +157,7 @@ class BudgetPolicy:
 
 @dataclass(frozen=True)
 class BreakerPolicy:
-    """Circuit breaker per (service, region) endpoint.
+    """Circuit breaker per endpoint (service, region, URL).
 
     Opens when, over the last ``window`` seconds, at least ``min_calls`` attempts were counted and
     the share of failures reached ``failure_ratio``. Only endpoint-health failures count

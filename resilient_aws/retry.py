@@ -237,13 +237,16 @@ def install_retry_handler(client: Any, handler: RetryHandler, max_attempts: int)
 
     events = client.meta.events
     name = client.meta.service_model.service_id.hyphenize()
+    ours = (f"resilient-aws-retry-{name}", f"resilient-aws-max-attempts-{name}")
     events.unregister(f"needs-retry.{name}", unique_id=RETRY_HANDLER_ID.format(name))
     events.unregister(f"request-created.{name}", unique_id=SEED_MAX_ATTEMPTS_ID.format(name))
-    events.register(f"needs-retry.{name}", handler, unique_id=f"resilient-aws-retry-{name}")
+    events.unregister(f"needs-retry.{name}", unique_id=ours[0])  # a client wrapped again: the new owner decides
+    events.unregister(f"request-created.{name}", unique_id=ours[1])
+    events.register(f"needs-retry.{name}", handler, unique_id=ours[0])
 
     def seed_max_attempts(request: Any, **kwargs: Any) -> None:
         retries = request.context.get("retries")
         if retries is not None:
             retries["max"] = max_attempts
 
-    events.register(f"request-created.{name}", seed_max_attempts, unique_id=f"resilient-aws-max-attempts-{name}")
+    events.register(f"request-created.{name}", seed_max_attempts, unique_id=ours[1])

@@ -3,8 +3,8 @@
 ``Session`` mirrors ``boto3.Session``: the same credential and profile arguments, a ``client()``
 that accepts boto3's arguments, plus ``failover_regions``, ``policy`` and per-region
 ``endpoint_urls``. Everything that should be shared is per session: one breaker and one retry
-budget per (service, region), one DNS cache, one set of listeners — so two clients of one session
-agree about which endpoint is down.
+budget per endpoint (service, region, URL), one DNS cache, one set of listeners — so two clients
+of one session agree about which endpoint is down.
 
 Every per-region botocore client has botocore's retry handler replaced by resilient_aws's (see
 ``retry.py``): one retry decision-maker, because retries stacked in two layers multiply
