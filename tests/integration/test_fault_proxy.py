@@ -22,6 +22,7 @@ from botocore.exceptions import (
     HTTPClientError,
 )
 from moto.server import ThreadedMotoServer
+from support.bodies import OneWayStream
 from support.fault_proxy import CORRUPT_CRC, DELAY, DROP, FAIL, FaultProxy, target
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
@@ -76,17 +77,7 @@ def raw_list_tables(proxy: FaultProxy) -> tuple[http.client.HTTPResponse, bytes]
         conn.close()
 
 
-class Unsized(io.RawIOBase):
-    """A stream botocore can neither size nor rewind, over a BytesIO."""
-
-    def __init__(self, data: bytes) -> None:
-        self._inner = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        return self._inner.readinto(buffer)
+Unsized = OneWayStream
 
 
 # --- pass-through and records ------------------------------------------------------------------------

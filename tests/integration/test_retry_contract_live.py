@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import sys
 
@@ -18,6 +17,7 @@ import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from conftest import CREDS, NO_DNS
+from support.bodies import OneWayStream
 from support.fault_proxy import FaultProxy, target
 
 import resilient_aws
@@ -122,19 +122,6 @@ def test_a_file_moved_to_another_region_is_stored_whole(proxies, ten_mib):
     assert _stored_md5(proxies, "moved") == md5
 
 
-class _OneWayStream(io.RawIOBase):
-    """A body that can be read once and cannot seek, like a pipe or a socket."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
 
 
 def test_a_body_that_cannot_rewind_gets_one_attempt_and_the_original_error(proxies):
@@ -143,7 +130,7 @@ def test_a_body_that_cannot_rewind_gets_one_attempt_and_the_original_error(proxi
     s3 = client(proxies, "s3", config=config, failover=FailoverPolicy(allow_writes=True))
     proxies[EAST].fail_next(1, 503, code="SlowDown", match=lambda r: r.method == "PUT")
     with pytest.raises(s3.exceptions.ClientError) as info:
-        s3.put_object(Bucket=BUCKET, Key="one-way", Body=_OneWayStream(b"x" * 4096))
+        s3.put_object(Bucket=BUCKET, Key="one-way", Body=OneWayStream(b"x" * 4096))
     assert info.value.response["Error"]["Code"] == "SlowDown"
     assert len([r for r in proxies[EAST].requests if r.method == "PUT"]) == 1
     assert proxies[WEST].requests == []

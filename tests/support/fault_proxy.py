@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import http.client
 import http.server
-import ipaddress
 import json
 import socket
 import socketserver
@@ -40,6 +39,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
+
+from resilient_aws.testing.aws import _check_loopback as check_loopback
 
 __all__ = ["CORRUPT_CRC", "DELAY", "DROP", "FAIL", "FaultProxy", "Matcher", "RecordedRequest", "target"]
 
@@ -118,14 +119,7 @@ class _Fault:
 
 
 def _check_loopback(host: str) -> None:
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"FaultProxy listens on a loopback address only, not on {host!r}")
+    check_loopback("127.0.0.1" if host == "localhost" else host)
 
 
 class FaultProxy:
