@@ -1,8 +1,8 @@
 """Error classification: what one failed attempt means for retry, breaker and failover.
 
 The lists of transient and throttling error codes are botocore's own standard-mode lists
-(``botocore.retries.standard``), read at import, not copied: when botocore learns a new throttling
-code, resilient_aws learns it too.
+(``botocore.retries.standard``, reached through ``_compat``), read at import, not copied: when
+botocore learns a new throttling code, resilient_aws learns it too.
 
 - transient (5xx 500/502/503/504, RequestTimeout..., connection errors, timeouts, DNS failures):
   retryable, counts against the endpoint's breaker, may move region;
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from botocore.exceptions import ChecksumError, ClientError, ConnectionError, HTTPClientError
-from botocore.retries import standard as _std
+from botocore.exceptions import ChecksumError, ClientError
 
-TRANSIENT_ERROR_CODES: frozenset[str] = frozenset(_std.TransientRetryableChecker._TRANSIENT_ERROR_CODES)
-TRANSIENT_STATUS_CODES: frozenset[int] = frozenset(_std.TransientRetryableChecker._TRANSIENT_STATUS_CODES)
-TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = tuple(
-    _std.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS) or (ConnectionError, HTTPClientError)
-TRANSIENT_EXCEPTIONS += (ChecksumError,)
-THROTTLING_ERROR_CODES: frozenset[str] = frozenset(_std.ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
-THROTTLING_STATUS_CODES: frozenset[int] = frozenset(
-    getattr(_std, "ThrottlingStatusCodeChecker", None)._THROTTLING_STATUS_CODES
-    if hasattr(_std, "ThrottlingStatusCodeChecker") else (429,))
+from . import _compat
+from ._compat import (
+    THROTTLING_ERROR_CODES,
+    THROTTLING_STATUS_CODES,
+    TRANSIENT_ERROR_CODES,
+    TRANSIENT_STATUS_CODES,
+)
+
+#: botocore's transient exception classes, and a damaged DynamoDB response (CRC32 mismatch).
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (*_compat.TRANSIENT_EXCEPTIONS, ChecksumError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.waiter import NormalizedOperationMethod
 
-from . import _fork, planner
+from . import _compat, _fork, planner
 from .backoff import Backoff
 from .breaker import CLOSED
 from .classify import Verdict
@@ -91,17 +91,15 @@ class ResilientClient:
 
     def get_paginator(self, operation_name: str) -> Any:
         """botocore's paginator, with every page fetched through the resilient loop."""
-        paginator = self._primary.get_paginator(operation_name)
-        paginator._method = getattr(self, operation_name)
-        return paginator
+        return _compat.route_paginator(self._primary.get_paginator(operation_name), getattr(self, operation_name))
 
     def get_waiter(self, waiter_name: str) -> Any:
         """botocore's waiter, with every poll made through the resilient loop."""
         waiter = self._primary.get_waiter(waiter_name)
         from botocore import xform_name
 
-        waiter._operation_method = NormalizedOperationMethod(getattr(self, xform_name(waiter.config.operation)))
-        return waiter
+        method = NormalizedOperationMethod(getattr(self, xform_name(waiter.config.operation)))
+        return _compat.route_waiter(waiter, method)
 
     def close(self) -> None:
         """Close the connection pools of every region client created so far."""

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import _fork
+from . import _compat, _fork
 from .breaker import CircuitBreaker
 from .budget import RetryBudget
 from .events import BREAKER_STATE, Emitter, Event
@@ -130,21 +130,5 @@ class RegionLane:
 
     def _after_fork(self) -> None:
         self._create_lock = threading.Lock()
-        _reset_connection_pools(self._client)
-
-
-def _reset_connection_pools(client: Any) -> None:
-    """In a forked child, give the client fresh connection pools: a keep-alive socket shared with
-    the parent would interleave two processes' requests on one TCP stream."""
-    if client is None:
-        return
-    try:
-        http_session = client._endpoint.http_session
-        from urllib3 import PoolManager
-
-        manager = PoolManager(**http_session._get_pool_manager_kwargs())
-        manager.pool_classes_by_scheme = http_session._pool_classes_by_scheme
-        http_session._manager = manager
-        http_session._proxy_managers = {}
-    except Exception:  # pragma: no cover - botocore internals moved; the old pools still work
-        pass
+        if self._client is not None:
+            _compat.reset_connection_pools(self._client)

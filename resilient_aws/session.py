@@ -29,6 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
+from . import _compat
 from .client import ResilientClient
 from .errors import ConfigError
 from .events import Emitter, Listener
@@ -147,7 +148,7 @@ class _Shared:
         """Per-region client set-up: share the primary's exception classes (so ``except
         client.exceptions.X`` catches X from any region) and route its DNS through the cache."""
         if primary is not None and primary is not client:
-            client._exceptions = primary.exceptions
+            _compat.share_exceptions(client, primary.exceptions)
         cache = self.dns_cache()
         if cache is not None:
             from .dns import attach_dns
@@ -319,9 +320,9 @@ def wrap(
         with shared.create_lock:
             if not sessions:
                 new = botocore.session.get_session()
-                credentials = client._get_credentials()
+                credentials = _compat.client_credentials(client)
                 if credentials is not None:
-                    new._credentials = credentials  # keeps refreshable credentials refreshable
+                    _compat.use_credentials(new, credentials)
                 sessions.append(new)
             created = sessions[0].create_client(service, region_name=region, endpoint_url=urls.get(region),
                                                 config=merged)
