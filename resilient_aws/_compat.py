@@ -41,7 +41,8 @@ URLLIB3_VERSION: str = urllib3.__version__
 
 #: botocore registers its retry handler on ``needs-retry.<service>`` under this unique id (every mode).
 RETRY_HANDLER_ID = "retry-config-{}"
-#: standard mode seeds ``amz-sdk-request``'s ``max`` on ``request-created.<service>`` under this id.
+#: standard mode (botocore >= 1.43.100) seeds ``amz-sdk-request``'s ``max`` on ``request-created.<service>``
+#: under this id; unregistering it where it does not exist is harmless.
 SEED_MAX_ATTEMPTS_ID = "seed-max-attempts-{}"
 
 
@@ -68,7 +69,6 @@ def check() -> None:
         (_standard, "TransientRetryableChecker", ("_TRANSIENT_ERROR_CODES", "_TRANSIENT_STATUS_CODES",
                                                   "_TRANSIENT_EXCEPTION_CLS")),
         (_standard, "ThrottledRetryableChecker", ("_THROTTLED_ERROR_CODES",)),
-        (_standard, "ThrottlingStatusCodeChecker", ("_THROTTLING_STATUS_CODES",)),
     )
     for module, cls_name, attributes in checkers:
         cls = getattr(module, cls_name, None)
@@ -81,10 +81,13 @@ def check() -> None:
         source = inspect.getsource(_standard.register_retry_handler)
     except (OSError, TypeError):  # pragma: no cover - no source shipped
         source = ""
-    for unique_id in (RETRY_HANDLER_ID, SEED_MAX_ATTEMPTS_ID):
-        if unique_id.split("{")[0] not in source:
-            raise _moved(f"the handler id {unique_id.format('<service>')!r} in "
-                         "botocore.retries.standard.register_retry_handler", "replace botocore's retry handler")
+    if RETRY_HANDLER_ID.split("{")[0] not in source:
+        raise _moved(f"the handler id {RETRY_HANDLER_ID.format('<service>')!r} in "
+                     "botocore.retries.standard.register_retry_handler", "replace botocore's retry handler")
+    status_checker = getattr(_standard, "ThrottlingStatusCodeChecker", None)
+    if status_checker is not None and not hasattr(status_checker, "_THROTTLING_STATUS_CODES"):
+        raise _moved("botocore.retries.standard.ThrottlingStatusCodeChecker._THROTTLING_STATUS_CODES",
+                     "classify errors as botocore does")
     for owner, attribute, why in (
         (BaseClient, "_exceptions", "share exception classes across regions"),
         (BaseClient, "_endpoint", "reach a client's HTTP session"),
@@ -120,7 +123,11 @@ TRANSIENT_STATUS_CODES: frozenset[int] = frozenset(_standard.TransientRetryableC
 TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = tuple(
     _standard.TransientRetryableChecker._TRANSIENT_EXCEPTION_CLS)
 THROTTLING_ERROR_CODES: frozenset[str] = frozenset(_standard.ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
-THROTTLING_STATUS_CODES: frozenset[int] = frozenset(_standard.ThrottlingStatusCodeChecker._THROTTLING_STATUS_CODES)
+#: botocore >= 1.44 lists throttling HTTP statuses (429); older versions have no such checker, and
+#: resilient_aws treats 429 as throttling there too (what 1.44 does), not as a caller error.
+THROTTLING_STATUS_CODES: frozenset[int] = frozenset(
+    _standard.ThrottlingStatusCodeChecker._THROTTLING_STATUS_CODES
+    if hasattr(_standard, "ThrottlingStatusCodeChecker") else (429,))
 DEFAULT_TIMEOUT: Any = urllib3.util.timeout._DEFAULT_TIMEOUT
 
 

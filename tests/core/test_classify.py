@@ -19,11 +19,28 @@ def client_error(code: str, status: int, headers: dict | None = None) -> ClientE
                         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}}}, "GetItem")
 
 
-def test_error_lists_come_from_botocore_standard_mode():
-    from botocore.retries.standard import ThrottledRetryableChecker, TransientRetryableChecker
+def _botocore_standard_mode_says(code: str, status: int) -> tuple[bool, bool]:
+    """(transient?, throttled?) as botocore's own standard-mode checkers judge this response."""
+    from types import SimpleNamespace
 
-    assert set(ThrottledRetryableChecker._THROTTLED_ERROR_CODES) == THROTTLING_ERROR_CODES
-    assert set(TransientRetryableChecker._TRANSIENT_ERROR_CODES) == TRANSIENT_ERROR_CODES
+    from botocore.retries.standard import RetryContext, ThrottledRetryableChecker, TransientRetryableChecker
+
+    context = RetryContext(attempt_number=1, http_response=SimpleNamespace(status_code=status),
+                           parsed_response={"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}})
+    transient = TransientRetryableChecker().is_retryable(context)
+    return bool(transient), bool(ThrottledRetryableChecker().is_retryable(context))
+
+
+CALLER_CODES = ["ValidationException", "ConditionalCheckFailedException", "AccessDeniedException",
+                "ResourceNotFoundException", "SerializationException"]
+
+
+@pytest.mark.parametrize("code", sorted(TRANSIENT_ERROR_CODES | THROTTLING_ERROR_CODES) + CALLER_CODES)
+def test_retry_and_throttle_verdicts_agree_with_botocore_standard_mode(code):
+    transient, throttled = _botocore_standard_mode_says(code, 400)
+    v = classify(client_error(code, 400))
+    assert v.throttle == throttled
+    assert v.retryable == (transient or throttled)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

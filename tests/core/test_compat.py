@@ -18,7 +18,7 @@ def test_the_installed_botocore_passes_the_check():
 
 @pytest.mark.parametrize(("owner", "name"), [
     (botocore.retries.standard.TransientRetryableChecker, "_TRANSIENT_ERROR_CODES"),
-    (botocore.retries.standard.ThrottlingStatusCodeChecker, "_THROTTLING_STATUS_CODES"),
+    (botocore.retries.standard.ThrottledRetryableChecker, "_THROTTLED_ERROR_CODES"),
     (botocore.client.BaseClient, "_get_credentials"),
     (urllib3.connection.HTTPConnection, "_new_conn"),
 ])
