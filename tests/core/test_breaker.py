@@ -6,6 +6,7 @@ import threading
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from support.threads import run_in_threads
 
 from resilient_aws import BreakerPolicy
 from resilient_aws.breaker import ADMIT, CLOSED, HALF_OPEN, OPEN, PROBE, REJECT, CircuitBreaker
@@ -134,11 +135,9 @@ def test_sixteen_threads_never_get_two_probes_at_once():
     peak = 0
     probes = 0
     lock = threading.Lock()
-    start = threading.Barrier(16)
 
-    def worker():
+    def worker(_: int) -> None:
         nonlocal in_flight, peak, probes
-        start.wait()
         for i in range(2000):
             if b.admit(1.0 + i * 1e-6) == PROBE:
                 with lock:
@@ -150,11 +149,7 @@ def test_sixteen_threads_never_get_two_probes_at_once():
                 b.on_failure(1.0, PROBE)  # re-open; the open time has passed for the next admit
                 b.open_until = 0.0
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_in_threads(16, worker, timeout=30)
     assert probes > 0
     assert peak == 1
 

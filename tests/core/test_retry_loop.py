@@ -4,12 +4,11 @@ Unit tests over scripted regions (see fakes.py: real botocore clients, a script 
 the same behaviours are shown against real servers in tests/integration.
 """
 
-import threading
-
 import pytest
-from fakes import ITEM, KEY, FakeClock, make_client, refused
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.fakes import ITEM, KEY, FakeClock, make_client, refused
+from support.threads import run_in_threads
 
 from resilient_aws import BreakerPolicy, BudgetPolicy, CircuitOpenError, FailoverPolicy, Policy, RetryPolicy
 
@@ -120,7 +119,7 @@ def test_throttling_is_retried_in_the_same_region():
 
 
 def test_a_damaged_dynamodb_response_is_retried_and_the_right_item_returned():
-    from fakes import response
+    from support.fakes import response
 
     damaged = response(200, {"Item": {"pk": {"S": "garbage"}}}, {"x-amz-crc32": "1"})
     client, fakes = make_client(policy(failover=NO_FAILOVER), {"us-east-1": [damaged]})
@@ -130,7 +129,7 @@ def test_a_damaged_dynamodb_response_is_retried_and_the_right_item_returned():
 
 def test_a_damaged_response_is_never_returned_when_no_retry_is_left():
     from botocore.exceptions import ChecksumError
-    from fakes import response
+    from support.fakes import response
 
     damaged = [response(200, {"Item": {"pk": {"S": "garbage"}}}, {"x-amz-crc32": "1"}) for _ in range(3)]
     client, _ = make_client(policy(failover=NO_FAILOVER), {"us-east-1": damaged})
@@ -329,18 +328,12 @@ def test_operation_wrappers_are_built_once_and_cached():
 
 def test_sixteen_threads_lose_no_count():
     client, fakes = make_client(policy())
-    barrier = threading.Barrier(16)
 
-    def worker():
-        barrier.wait()
+    def worker(_: int) -> None:
         for _ in range(100):
             client.get_item(**KEY)
 
-    threads = [threading.Thread(target=worker) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_in_threads(16, worker, timeout=60)
     s = client.stats()
     assert s["calls"] == s["succeeded"] == s["attempts"] == len(fakes["us-east-1"].sent) == 1600
     assert s["regions"]["us-east-1"]["attempts"] == 1600

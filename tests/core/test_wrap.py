@@ -4,7 +4,7 @@ import contextlib
 
 import botocore.session
 from botocore.config import Config
-from fakes import KEY, Region
+from support.fakes import KEY, Region
 
 import resilient_aws
 from resilient_aws import DnsPolicy, FailoverPolicy, Policy, RetryPolicy

@@ -5,13 +5,13 @@ The server counts requests and the most it ever had in flight at once; those are
 
 from __future__ import annotations
 
-import threading
 import time
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from conftest import CREDS, NO_DNS, open_breaker
+from support.aws import CREDS, NO_DNS, open_breaker
+from support.threads import run_in_threads
 
 import resilient_aws
 from resilient_aws import BreakerPolicy, BudgetPolicy, CircuitOpenError, Policy, RetryPolicy
@@ -23,30 +23,6 @@ KEY = {"TableName": "t", "Key": {"pk": {"S": "1"}}}
 def _client(url: str, policy: Policy):
     return resilient_aws.Session(region_name="us-east-1", policy=policy, **CREDS).client(
         "dynamodb", endpoint_url=url, config=Config(max_pool_connections=32))
-
-
-def _in_threads(n: int, target) -> float:
-    """Run ``target(i)`` in ``n`` threads released together; returns the wall time of the slowest."""
-    barrier = threading.Barrier(n + 1)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait(10)
-        try:
-            target(i)
-        except BaseException as e:
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    barrier.wait(10)
-    start = time.perf_counter()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "a worker thread hung"
-    assert not errors, errors[0]
-    return time.perf_counter() - start
 
 
 def test_while_the_breaker_is_open_the_server_sees_only_probes_one_at_a_time(counting_server):
@@ -73,7 +49,7 @@ def test_while_the_breaker_is_open_the_server_sees_only_probes_one_at_a_time(cou
             except ClientError:
                 pass
 
-    _in_threads(16, hammer)
+    run_in_threads(16, hammer)
     print(f"\n16 threads, 2 s of open breaker: {server.requests} requests, {len(probes)} probes, "
           f"{sum(fast_fails)} fast fails, peak in flight {server.peak_in_flight}")
     assert len(probes) >= 2
@@ -86,9 +62,9 @@ def test_eight_threads_against_50_ms_latency_run_side_by_side(counting_server):
     latency = 0.05
     server = counting_server(delay=latency)
     client = _client(server.url, Policy(dns=NO_DNS))
-    _in_threads(8, lambda i: client.get_item(**KEY))  # warm: one pooled connection per thread
+    run_in_threads(8, lambda i: client.get_item(**KEY))  # warm: one pooled connection per thread
     server.peak_in_flight = 0
-    elapsed = _in_threads(8, lambda i: client.get_item(**KEY))
+    elapsed = run_in_threads(8, lambda i: client.get_item(**KEY))
     print(f"\n8 threads x one {latency * 1000:.0f} ms call: {elapsed * 1000:.0f} ms wall, "
           f"peak in flight {server.peak_in_flight}")
     assert server.peak_in_flight == 8      # all eight were at the server at once: nothing serialises them
@@ -104,7 +80,7 @@ def test_sixteen_threads_times_a_thousand_calls_lose_no_count(counting_server):
         for _ in range(calls):
             client.get_item(**KEY)
 
-    _in_threads(16, work)
+    run_in_threads(16, work)
     s = client.stats()
     assert s["calls"] == s["succeeded"] == 16 * calls
     assert s["attempts"] == server.requests == 16 * calls

@@ -9,7 +9,7 @@ import boto3
 import botocore.session
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from conftest import CREDS, NO_DNS, create_table
+from support.aws import CREDS, NO_DNS, create_table
 
 import resilient_aws
 from resilient_aws import Policy

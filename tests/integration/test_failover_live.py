@@ -10,7 +10,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import CREDS, NO_DNS, open_breaker
+from support.aws import CREDS, NO_DNS, open_breaker
 
 import resilient_aws
 from resilient_aws import BreakerPolicy, CircuitOpenError, FailoverPolicy, Policy, RetryPolicy

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import io
+import json
 import socket
 import time
 import zlib
@@ -104,7 +105,8 @@ def test_keep_alive_serves_several_requests_on_one_connection(proxy):
         for _ in range(3):
             conn.request("POST", "/", body=b"{}", headers=RAW_DYNAMODB_HEADERS)
             response = conn.getresponse()
-            assert (response.status, response.read()) == (200, b'{"TableNames": ["fault-proxy"]}')
+            # moto's backends are per process: other tests' tables may be listed too
+            assert response.status == 200 and "fault-proxy" in json.loads(response.read())["TableNames"]
             sockets.append(conn.sock)
     finally:
         conn.close()

@@ -16,7 +16,7 @@ import sys
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
-from conftest import CREDS, NO_DNS
+from support.aws import CREDS, NO_DNS
 from support.bodies import OneWayStream
 from support.fault_proxy import FaultProxy, target
 

@@ -7,7 +7,7 @@ import types
 import botocore.endpoint
 import botocore.session
 from botocore.config import Config
-from conftest import CREDS, NO_DNS
+from support.aws import CREDS, NO_DNS
 
 import resilient_aws
 from resilient_aws import BreakerPolicy, BudgetPolicy, Policy, RetryPolicy
