@@ -50,8 +50,8 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
         if state is None or not state.saw(first_exc):
             # No endpoint attempt failed: a before-call response (Stubber), parameter validation,
             # missing credentials. Final, untouched, not a health signal.
-            client._attempt_made(client._lanes[0], retry=False)
-            client._finish(ok=False, caller_error=classify(first_exc).caller_error)
+            client._counters.attempt_made(client._lanes[0], retry=False)
+            client._counters.finish(ok=False, caller_error=classify(first_exc).caller_error)
             raise first_exc
     if state is None:
         now = timing.monotonic()
@@ -66,7 +66,7 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
     current = -1
     caller_error = False
     if first_exc is not None:  # the hot path made the primary's first attempt
-        client._attempt_made(lanes[0], retry=False)
+        client._counters.attempt_made(lanes[0], retry=False)
         used[0] = True
         current = 0
         errors[0] = first_exc
@@ -78,7 +78,7 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                 target, ticket = _first_admitted(lanes, timing.monotonic())
                 if target < 0:
                     regions = [lane.region for lane in lanes]
-                    client._count(circuit_open_rejections=1)
+                    client._counters.count(circuit_open_rejections=1)
                     client._emit(CIRCUIT_OPEN, None, op_name, regions=regions)
                     raise CircuitOpenError(service=client._service, operation=op_name, regions=regions)
                 if target != 0:
@@ -102,12 +102,12 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                 if used[target]:  # a retry of a region this call used: pay, wait, then ask the breaker
                     now = timing.monotonic()
                     if not lane.health.budget.try_withdraw(now):
-                        client._count(retries_denied_by_budget=1)
+                        client._counters.count(retries_denied_by_budget=1)
                         client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
                         break
                     delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
                     if state.deadline_at is not None and now + delay >= state.deadline_at:
-                        client._count(deadline_stops=1)
+                        client._counters.count(deadline_stops=1)
                         break
                     client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1,
                                  delay=round(delay, 4), error=error_code(errors[current]))
@@ -117,10 +117,10 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                     if ticket == REJECT:
                         break
                     state.retries += 1
-                    client._count(retries=1)
+                    client._counters.count(retries=1)
                 else:
                     if state.deadline_at is not None and timing.monotonic() >= state.deadline_at:
-                        client._count(deadline_stops=1)
+                        client._counters.count(deadline_stops=1)
                         break
                     ticket = lane.health.breaker.admit(timing.monotonic())
                     if ticket == REJECT:
@@ -138,7 +138,7 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
             state.ticket = ticket
             state.exception = state.response = state.verdict = None
             state.attempts += 1
-            client._attempt_made(lane, retry=False)
+            client._counters.attempt_made(lane, retry=False)
             if prepared is not None:
                 prepared.rewind()
             handoff.pending = state
@@ -159,12 +159,12 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                     state.ticket = ADMIT
             record(lane, state.ticket, None, timing.monotonic(), False)
             _set_retry_attempts(result, state.attempts)
-            client._finish(ok=True, caller_error=False, failovers=failovers)
+            client._counters.finish(ok=True, caller_error=False, failovers=failovers)
             return result
         raise _final_error(client, op_name, lanes, errors)
     except BaseException as exc:
         if isinstance(exc, Exception):
-            client._finish(ok=False, caller_error=caller_error, failovers=failovers)
+            client._counters.finish(ok=False, caller_error=caller_error, failovers=failovers)
             _set_retry_attempts(getattr(exc, "response", None), state.attempts)
         raise
 

@@ -166,7 +166,7 @@ class RetryHandler:
         else:  # pragma: no cover - botocore always gives one of the two
             verdict = TRANSIENT
         now = client._timing.monotonic()
-        client._attempt_failed(lane, verdict)
+        client._counters.attempt_failed(lane, verdict)
         record(lane, state.ticket, verdict, now, client._policy.breaker.count_throttles)
         state.ticket = ADMIT  # the admission was used up; an in-region retry needs a closed breaker
         if self._retry(state, verdict, request_dict, operation.name, now, error_code(exc, parsed)):
@@ -194,12 +194,12 @@ class RetryHandler:
         if health.breaker.state is not CLOSED:
             return False
         if not health.budget.try_withdraw(now):
-            client._count(retries_denied_by_budget=1)
+            client._counters.count(retries_denied_by_budget=1)
             client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
             return False
         delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
         if state.deadline_at is not None and now + delay >= state.deadline_at:
-            client._count(deadline_stops=1)
+            client._counters.count(deadline_stops=1)
             return False
         client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1, delay=round(delay, 4),
                      error=error)
@@ -209,7 +209,7 @@ class RetryHandler:
             return False  # it opened while we waited: do not pile on
         state.attempts += 1
         state.retries += 1
-        client._attempt_made(lane, retry=True)
+        client._counters.attempt_made(lane, retry=True)
         return True
 
 
