@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo demo-quick lint bench bench-storm bench-dns results clean venv
+.PHONY: test matrix demo demo-quick lint bench bench-storm bench-dns results clean venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -16,9 +16,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 venv: $(STAMP)
 
+# The suite on the newest allowed botocore (this venv), with its slowest tests listed.
 test: $(STAMP)
-	$(BIN)/python -m ruff check resilient_aws tests benchmarks examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m ruff check resilient_aws tests benchmarks examples noxfile.py
+	$(BIN)/python -m pytest -q --durations=15
+
+# The suite on the oldest and the newest allowed botocore, each in a fresh venv (noxfile.py), and the
+# check that urllib3 1.26 is refused by the declared bound.
+matrix: $(STAMP)
+	$(BIN)/python -m nox
 
 demo: $(STAMP)
 	$(BIN)/python -m resilient_aws drill
@@ -43,4 +49,4 @@ results: $(STAMP)
 	$(BIN)/python benchmarks/results.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .nox build *.egg-info .pytest_cache .ruff_cache
