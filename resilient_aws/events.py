@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _fork
+
 logger = logging.getLogger("resilient_aws")
 
 #: Event kinds. Kept as plain strings so listeners can filter without importing anything.
@@ -58,6 +60,7 @@ class Emitter:
         self._lock = threading.Lock()
         self._parent = parent
         self._children: weakref.WeakSet[Emitter] = weakref.WeakSet()
+        _fork.register(self)
         if parent is not None:
             with parent._lock:
                 parent._children.add(self)

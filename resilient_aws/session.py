@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
-from . import _compat
+from . import _compat, _fork
 from .client import ResilientClient
 from .errors import ConfigError
 from .events import Emitter, Listener
@@ -131,6 +131,11 @@ class _Shared:
         self.health = HealthRegistry(policy, self.emitter, timing)
         self.create_lock = threading.Lock()
         self._dns = None
+        self._dns_lock = threading.Lock()
+        _fork.register(self)
+
+    def _after_fork(self) -> None:
+        self.create_lock = threading.Lock()
         self._dns_lock = threading.Lock()
 
     def dns_cache(self) -> Any:
