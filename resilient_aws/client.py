@@ -23,6 +23,7 @@ from . import _compat
 from .backoff import Backoff
 from .events import Emitter, Event, Listener
 from .hotpath import build_operation
+from .params import ALWAYS_CONSISTENT
 from .policy import Policy
 from .regions import RegionLane
 from .retry import CallState, RetryHandler, install_retry_handler
@@ -129,7 +130,9 @@ class ResilientClient:
     def _may_fail_over(self, op_name: str) -> bool:
         allowed = self._failover_ops.get(op_name)
         if allowed is None:
-            allowed = len(self._lanes) > 1 and self._policy.failover.may_fail_over(op_name)
+            failover = self._policy.failover
+            allowed = (len(self._lanes) > 1 and failover.may_fail_over(op_name)
+                       and (failover.consistent_reads or op_name not in ALWAYS_CONSISTENT))
             self._failover_ops[op_name] = allowed
         return allowed
 

@@ -31,6 +31,10 @@ def build_operation(client: ResilientClient, py_name: str, op_name: str) -> Call
     may_move = client._may_fail_over(op_name)
     shape = operation_shape(lane.client().meta.service_model.operation_model(op_name))
     pin_consistent = may_move and shape.may_read_consistently and not client._policy.failover.consistent_reads
+    # the hot path's own check: one dict look-up for GetItem/Query/Scan, a scan of RequestItems for
+    # BatchGetItem, nothing for operations that cannot read consistently (TransactGetItems never moves)
+    pin_top = pin_consistent and shape.consistent_read
+    pin_nested = pin_consistent and shape.per_table_consistent_read
     needs_preparing = may_move and shape.needs_preparing
 
     def slow(kwargs: dict, exc: Exception | None, move: bool = may_move) -> Any:
@@ -56,7 +60,10 @@ def build_operation(client: ResilientClient, py_name: str, op_name: str) -> Call
             if args:
                 raise TypeError(f"{py_name}() only accepts keyword arguments.")
             if breaker.state is CLOSED:
-                if pin_consistent and reads_consistently(shape, kwargs):
+                if pin_top:
+                    if kwargs.get("ConsistentRead") is True:
+                        return slow(kwargs, None, False)
+                elif pin_nested and reads_consistently(shape, kwargs):
                     return slow(kwargs, None, False)
                 try:
                     result = primary_method(**kwargs)

@@ -34,7 +34,8 @@ class OperationShape:
 
     token_members: tuple[str, ...] = ()
     body_members: tuple[str, ...] = ()
-    consistent_read: bool = False       # has a ConsistentRead member (top level or per table)
+    consistent_read: bool = False       # has a top-level ConsistentRead member (GetItem, Query, Scan)
+    per_table_consistent_read: bool = False  # ConsistentRead inside RequestItems (BatchGetItem)
     always_consistent: bool = False
 
     @property
@@ -43,7 +44,7 @@ class OperationShape:
 
     @property
     def may_read_consistently(self) -> bool:
-        return self.consistent_read or self.always_consistent
+        return self.consistent_read or self.per_table_consistent_read or self.always_consistent
 
 
 def operation_shape(operation_model: Any) -> OperationShape:
@@ -51,8 +52,8 @@ def operation_shape(operation_model: Any) -> OperationShape:
     members = dict(shape.members) if shape is not None else {}
     tokens = tuple(operation_model.idempotent_members or ())
     bodies = tuple(name for name, member in members.items() if member.type_name == "blob")
-    consistent = "ConsistentRead" in members or _per_table_consistent_read(members.get("RequestItems"))
-    return OperationShape(token_members=tokens, body_members=bodies, consistent_read=consistent,
+    return OperationShape(token_members=tokens, body_members=bodies, consistent_read="ConsistentRead" in members,
+                          per_table_consistent_read=_per_table_consistent_read(members.get("RequestItems")),
                           always_consistent=operation_model.name in ALWAYS_CONSISTENT)
 
 
