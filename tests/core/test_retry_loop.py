@@ -339,7 +339,7 @@ def test_sixteen_threads_lose_no_count():
     assert s["regions"]["us-east-1"]["attempts"] == 1600
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     deadline=st.floats(min_value=0.01, max_value=5.0),
     attempt_time=st.floats(min_value=0.0, max_value=0.5),
