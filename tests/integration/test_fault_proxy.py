@@ -3,6 +3,7 @@ what botocore really put on the wire."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import io
@@ -22,13 +23,12 @@ from botocore.exceptions import (
     EndpointConnectionError,
     HTTPClientError,
 )
-from moto.server import ThreadedMotoServer
+from support.aws import CREDS, create_table
 from support.bodies import OneWayStream
 from support.fault_proxy import CORRUPT_CRC, DELAY, DROP, FAIL, FaultProxy, target
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
-CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 TABLE = "fault-proxy"
 BUCKET = "fault-proxy"
 MIB = bytes(range(256)) * 4096
@@ -42,18 +42,15 @@ RAW_DYNAMODB_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def upstream_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
+def upstream_url(moto_url):
+    """The suite's moto server, with this module's table and bucket."""
     session = botocore.session.get_session()
-    session.create_client("dynamodb", region_name="us-east-1", endpoint_url=url, **CREDS).create_table(
-        TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
-    session.create_client("s3", region_name="us-east-1", endpoint_url=url, **CREDS).create_bucket(Bucket=BUCKET)
-    yield url
-    server.stop()
+    ddb = session.create_client("dynamodb", region_name="us-east-1", endpoint_url=moto_url, **CREDS)
+    create_table(ddb, TABLE)
+    s3 = session.create_client("s3", region_name="us-east-1", endpoint_url=moto_url, **CREDS)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=BUCKET)
+    return moto_url
 
 
 @pytest.fixture
