@@ -10,8 +10,9 @@ from .client import ResilientClient
 from .errors import CircuitOpenError, ConfigError
 from .events import Event
 from .policy import BreakerPolicy, BudgetPolicy, DnsPolicy, FailoverPolicy, Policy, RetryPolicy
-from .session import Session, wrap
+from .session import Session
 from .timing import Timing
+from .wrap import wrap
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,9 @@ and stored in the instance ``__dict__`` (later look-ups never reach ``__getattr_
 
 from __future__ import annotations
 
+import inspect
 import logging
+import types
 from typing import Any
 
 from botocore.waiter import NormalizedOperationMethod
@@ -22,6 +24,7 @@ from botocore.waiter import NormalizedOperationMethod
 from . import _compat
 from .backoff import Backoff
 from .events import Emitter, Event, Listener
+from .hooks import FanOutEvents, ResilientMeta
 from .hotpath import build_operation
 from .params import ALWAYS_CONSISTENT
 from .policy import Policy
@@ -48,6 +51,10 @@ class ResilientClient:
         for lane in self._lanes:
             lane.adopt(self._adopt)
         self._primary = lanes[0].client()
+        self._meta = ResilientMeta(self._primary.meta, FanOutEvents(self._primary.meta.events))
+        for lane in self._lanes[1:]:
+            if lane.created:
+                self._meta.events.add_client_events(lane.client().meta.events)
         self._emitter = Emitter(parent=emitter)
         self._dns_cache = dns_cache
         self._counters = CallCounters()
@@ -57,7 +64,8 @@ class ResilientClient:
     # -- botocore pass-through ---------------------------------------------------------------------
     @property
     def meta(self) -> Any:
-        return self._primary.meta
+        """The primary's ``meta``; handlers registered on ``meta.events`` run in every region."""
+        return self._meta
 
     @property
     def exceptions(self) -> Any:
@@ -73,7 +81,15 @@ class ResilientClient:
             op = self._build_operation(name, py_to_op[name])
             self.__dict__[name] = op
             return op
-        return getattr(self.__dict__["_primary"], name)
+        primary = self.__dict__["_primary"]
+        method = getattr(type(primary), name, None)
+        if inspect.isfunction(method) and (method.__module__ or "").startswith("boto3."):
+            # boto3's injected methods (S3 upload_file/download_file/copy..., built on the transfer
+            # manager) run on *this* client, so every part they send is retried, budgeted, guarded
+            bound = types.MethodType(method, self)
+            self.__dict__[name] = bound
+            return bound
+        return getattr(primary, name)
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(dir(self._primary)))
@@ -140,6 +156,9 @@ class ResilientClient:
         """A region's botocore client was created: resilient_aws decides its retries."""
         install_retry_handler(botocore_client, RetryHandler(self, lane, self._service),
                               self._policy.retry.max_attempts)
+        meta = self.__dict__.get("_meta")
+        if meta is not None and lane is not self._lanes[0]:
+            meta.events.add_client_events(botocore_client.meta.events)
 
     def _state_for_hot_path(self, lane: RegionLane, op_name: str) -> CallState:
         """The state of a call that the hot path sent to the primary, made at its first failure."""

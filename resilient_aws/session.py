@@ -23,11 +23,10 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import boto3
 import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.exceptions import InvalidRegionError
-from botocore.utils import validate_region_name
 
 from . import _compat, _fork
 from .client import ResilientClient
@@ -36,6 +35,15 @@ from .events import Emitter, Listener
 from .policy import Policy, coerce_policy
 from .regions import HealthRegistry, RegionLane
 from .timing import Timing, coerce_timing
+from .validate import (
+    check_endpoint_urls,
+    check_private_failover,
+    check_region,
+    check_regions,
+    check_regions_known_for,
+    check_url,
+    known_regions,
+)
 
 logger = logging.getLogger("resilient_aws")
 
@@ -43,48 +51,6 @@ logger = logging.getLogger("resilient_aws")
 #: ``retry.install_retry_handler``); standard mode with one attempt keeps any handler botocore
 #: would add harmless, whatever ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` say.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
-
-
-def _check_region(field: str, region: object) -> str:
-    if not isinstance(region, str) or not region:
-        raise ConfigError(field, f"must be a region name such as 'us-east-1', got {region!r}")
-    try:
-        validate_region_name(region)
-    except InvalidRegionError:
-        raise ConfigError(field, f"{region!r} is not a valid region name") from None
-    return region
-
-
-def _check_regions(primary: str, failover_regions: object, field: str = "failover_regions") -> tuple[str, ...]:
-    if failover_regions is None:
-        return ()
-    if isinstance(failover_regions, str) or not isinstance(failover_regions, Iterable):
-        raise ConfigError(field, f"must be a list of region names, got {failover_regions!r}")
-    regions: list[str] = []
-    for region in failover_regions:
-        _check_region(field, region)
-        if region == primary:
-            raise ConfigError(field, f"{region!r} is the primary region; list only other regions")
-        if region in regions:
-            raise ConfigError(field, f"{region!r} is listed twice")
-        regions.append(region)
-    return tuple(regions)
-
-
-def _check_endpoint_urls(endpoint_urls: object, regions: tuple[str, ...]) -> dict[str, str]:
-    if endpoint_urls is None:
-        return {}
-    if not isinstance(endpoint_urls, Mapping):
-        raise ConfigError("endpoint_urls", f"must be a mapping {{region: url}}, got {endpoint_urls!r}")
-    urls: dict[str, str] = {}
-    for region, url in endpoint_urls.items():
-        if region not in regions:
-            raise ConfigError("endpoint_urls", f"region {region!r} is neither the primary nor a failover "
-                                               f"region ({', '.join(regions)})")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise ConfigError("endpoint_urls", f"{region}: {url!r} is not an http(s) URL")
-        urls[region] = url
-    return urls
 
 
 def _forced_config(config: object) -> Config:
@@ -95,19 +61,6 @@ def _forced_config(config: object) -> Config:
     if getattr(config, "retries", None):
         logger.debug("resilient_aws: the config's retries setting is replaced: resilient_aws owns retries")
     return config.merge(NO_RETRIES)
-
-
-def _check_private_failover(primary: str, custom_url: str | None, fallbacks: tuple[str, ...],
-                            urls: Mapping[str, str]) -> None:
-    """A custom primary endpoint fails over only to regions whose endpoint the caller gave too."""
-    if custom_url is None:
-        return
-    missing = [r for r in fallbacks if r not in urls]
-    if missing:
-        raise ConfigError("endpoint_urls", f"the primary region {primary!r} uses its own endpoint ({custom_url}), "
-                                           f"so a failover region needs one too: add {', '.join(map(repr, missing))} "
-                                           f"to endpoint_urls, or pass failover_regions=[] for this client "
-                                           f"(otherwise calls would move to AWS's public endpoint)")
 
 
 def _default_endpoint(bc_session: botocore.session.Session, client: BaseClient) -> str:
@@ -162,52 +115,64 @@ class _Shared:
         return client
 
 
-class Session:
-    """A drop-in for ``boto3.Session`` whose clients survive regional and DNS failures."""
+class Session(boto3.Session):
+    """A drop-in for ``boto3.Session`` whose clients survive regional and DNS failures.
+
+    It *is* a ``boto3.Session``: every boto3 customization, ``resource()`` (whose ``meta.client`` is
+    the resilient client, so ``Table.get_item``, ``batch_writer()``, ``Bucket.upload_file`` go through
+    the resilient loop), ``profile_name``, ``available_profiles``, ``get_credentials()``,
+    ``get_available_regions()``, ``get_partition_for_region()``, ``events``. The positional
+    arguments are boto3's; resilient_aws's own are keyword-only.
+    """
 
     def __init__(
         self,
-        region_name: str | None = None,
-        failover_regions: Iterable[str] | None = None,
-        policy: Policy | None = None,
-        botocore_session: botocore.session.Session | None = None,
-        boto3_session: Any = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
+        region_name: str | None = None,
+        botocore_session: botocore.session.Session | None = None,
         profile_name: str | None = None,
+        aws_account_id: str | None = None,
         *,
+        failover_regions: Iterable[str] | None = None,
+        policy: Policy | None = None,
+        boto3_session: boto3.Session | None = None,
         timing: Timing | None = None,
     ) -> None:
-        """``timing`` replaces the clock, sleep and random source (tests, simulations)."""
+        """``failover_regions``: ordered fallbacks for every client; ``policy``: resilient_aws's knobs;
+        ``boto3_session``: build on an existing boto3 session (its credentials, profile and region);
+        ``timing``: replaces the clock, sleep and random source (tests, simulations)."""
         if botocore_session is not None and boto3_session is not None:
             raise ConfigError("boto3_session", "pass either botocore_session or boto3_session, not both")
         if boto3_session is not None:
-            inner = getattr(boto3_session, "_session", None)
-            if not isinstance(inner, botocore.session.Session):
+            if not isinstance(boto3_session, boto3.Session):
                 raise ConfigError("boto3_session", f"must be a boto3.Session, got {boto3_session!r}")
-            botocore_session = inner
+            botocore_session = boto3_session._session
             region_name = region_name or boto3_session.region_name
-        if botocore_session is None:
-            botocore_session = botocore.session.Session(profile=profile_name)
-        elif not isinstance(botocore_session, botocore.session.Session):
+        elif botocore_session is not None and not isinstance(botocore_session, botocore.session.Session):
             raise ConfigError("botocore_session", f"must be a botocore.session.Session, got {botocore_session!r}")
-        elif profile_name is not None:
-            botocore_session.set_config_variable("profile", profile_name)
         if (aws_access_key_id is None) != (aws_secret_access_key is None):
             raise ConfigError("aws_secret_access_key" if aws_access_key_id else "aws_access_key_id",
                               "aws_access_key_id and aws_secret_access_key go together")
-        if aws_access_key_id is not None:
-            botocore_session.set_credentials(aws_access_key_id, aws_secret_access_key, aws_session_token)
-        if region_name is None:
-            region_name = botocore_session.get_config_variable("region")
-        if region_name is None:
-            raise ConfigError("region_name", "no region: pass region_name= or set AWS_DEFAULT_REGION")
-        self.region_name: str = _check_region("region_name", region_name)
-        self.failover_regions: tuple[str, ...] = _check_regions(self.region_name, failover_regions)
+        kwargs: dict[str, Any] = {}
+        if aws_account_id is not None:
+            kwargs["aws_account_id"] = aws_account_id
+        super().__init__(aws_access_key_id=aws_access_key_id, aws_secret_access_key=aws_secret_access_key,
+                         aws_session_token=aws_session_token, region_name=region_name,
+                         botocore_session=botocore_session, profile_name=profile_name, **kwargs)
+        region = self.region_name
+        known = known_regions(self._session)
+        if region is not None:
+            check_region("region_name", region, known)
+        self.failover_regions: tuple[str, ...] = check_regions(region or "", failover_regions, known=known)
         self.policy: Policy = coerce_policy(policy)
-        self.botocore_session = botocore_session
         self._shared = _Shared(self.policy, coerce_timing(timing))
+
+    @property
+    def botocore_session(self) -> botocore.session.Session:
+        """The botocore session underneath (boto3 keeps it as ``_session``)."""
+        return self._session
 
     def __repr__(self) -> str:
         return (f"resilient_aws.Session(region_name={self.region_name!r}, "
@@ -220,10 +185,7 @@ class Session:
     def remove_listener(self, listener: Listener) -> None:
         self._shared.emitter.remove(listener)
 
-    def get_available_services(self) -> list[str]:
-        return self.botocore_session.get_available_services()
-
-    def client(
+    def client(  # type: ignore[override]
         self,
         service_name: str,
         region_name: str | None = None,
@@ -235,6 +197,7 @@ class Session:
         aws_secret_access_key: str | None = None,
         aws_session_token: str | None = None,
         config: Config | None = None,
+        aws_account_id: str | None = None,
         *,
         endpoint_urls: Mapping[str, str] | None = None,
         failover_regions: Iterable[str] | None = None,
@@ -244,29 +207,35 @@ class Session:
         ``endpoint_urls`` maps regions to URLs (VPC endpoints, local servers, tests);
         ``failover_regions`` overrides the session's for this client.
         """
-        services = self.botocore_session.get_available_services()
+        bc_session = self._session
+        services = bc_session.get_available_services()
         if service_name not in services:
             close = difflib.get_close_matches(str(service_name), services, n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ConfigError("service_name", f"unknown service {service_name!r}{hint}")
-        primary = _check_region("region_name", region_name) if region_name is not None else self.region_name
+        primary = region_name if region_name is not None else self.region_name
+        if primary is None:
+            raise ConfigError("region_name", "no region: pass region_name= (to Session or client) or set "
+                                             "AWS_DEFAULT_REGION")
+        check_region("region_name", primary)
         if failover_regions is None:
             fallbacks = tuple(r for r in self.failover_regions if r != primary)
         else:
-            fallbacks = _check_regions(primary, failover_regions)
+            fallbacks = check_regions(primary, failover_regions)
         regions = (primary, *fallbacks)
-        urls = _check_endpoint_urls(endpoint_urls, regions)
+        urls = check_endpoint_urls(endpoint_urls, regions)
         if endpoint_url is not None:
-            if not isinstance(endpoint_url, str) or not endpoint_url.startswith(("http://", "https://")):
-                raise ConfigError("endpoint_url", f"{endpoint_url!r} is not an http(s) URL")
+            check_url("endpoint_url", endpoint_url)
             if urls.get(primary, endpoint_url) != endpoint_url:
                 raise ConfigError("endpoint_url", f"conflicts with endpoint_urls[{primary!r}]")
             urls[primary] = endpoint_url
-        _check_private_failover(primary, urls.get(primary), fallbacks, urls)
+        check_regions_known_for(bc_session, service_name, regions, urls,
+                                ("region_name",) + ("failover_regions",) * len(fallbacks))
+        check_private_failover(primary, urls.get(primary), fallbacks, urls)
         merged = _forced_config(config)
         shared = self._shared
-        bc_session = self.botocore_session
         holder: dict[str, BaseClient] = {}
+        extra = {"aws_account_id": aws_account_id} if aws_account_id is not None else {}
 
         def factory(region: str) -> BaseClient:
             with shared.create_lock:  # botocore sessions are not safe for concurrent create_client
@@ -274,7 +243,7 @@ class Session:
                     service_name, region_name=region, api_version=api_version, use_ssl=use_ssl,
                     verify=verify, endpoint_url=urls.get(region), aws_access_key_id=aws_access_key_id,
                     aws_secret_access_key=aws_secret_access_key, aws_session_token=aws_session_token,
-                    config=merged)
+                    config=merged, **extra)
             return shared.prepare(client, holder.get("primary"))
 
         lanes = [RegionLane(r, shared.health.get(service_name, r, urls.get(r)), factory) for r in regions]
@@ -282,57 +251,3 @@ class Session:
         return ResilientClient(service_name, lanes, self.policy, shared.emitter, shared.dns_cache(), shared.timing)
 
 
-def wrap(
-    client: BaseClient,
-    failover_regions: Iterable[str] | None = None,
-    policy: Policy | None = None,
-    *,
-    endpoint_urls: Mapping[str, str] | None = None,
-    botocore_session: botocore.session.Session | None = None,
-    timing: Timing | None = None,
-) -> ResilientClient:
-    """Harden an existing botocore/boto3 client in place.
-
-    Its own retry handler is replaced by resilient_aws's (one retry decision-maker), its connections
-    go through the DNS cache when enabled, and clients for ``failover_regions`` are created on first
-    need from ``botocore_session`` — by default a new session carrying the client's own credentials —
-    with the client's config. Call the returned client: only it can move a call to another region
-    (a call made on the original object still gets resilient_aws's in-region retries and breaker).
-    """
-    if not isinstance(client, BaseClient):
-        raise ConfigError("client", f"must be a botocore/boto3 client, got {client!r}")
-    policy = coerce_policy(policy)
-    service = client.meta.service_model.service_name
-    primary = client.meta.region_name
-    fallbacks = _check_regions(primary, failover_regions)
-    urls = _check_endpoint_urls(endpoint_urls, (primary, *fallbacks))
-    if primary in urls and urls[primary] != client.meta.endpoint_url:
-        raise ConfigError("endpoint_urls", f"{primary!r} is the wrapped client's own region; its endpoint "
-                                           f"is {client.meta.endpoint_url!r}")
-    if botocore_session is not None and not isinstance(botocore_session, botocore.session.Session):
-        raise ConfigError("botocore_session", f"must be a botocore.session.Session, got {botocore_session!r}")
-    own_url = client.meta.endpoint_url
-    custom = None
-    if fallbacks and own_url != _default_endpoint(botocore_session or botocore.session.get_session(), client):
-        custom = own_url
-    _check_private_failover(primary, custom, fallbacks, urls)
-    shared = _Shared(policy, coerce_timing(timing))
-    shared.prepare(client, None)
-    merged = client.meta.config.merge(NO_RETRIES)
-    sessions: list[botocore.session.Session] = [botocore_session] if botocore_session else []
-
-    def factory(region: str) -> BaseClient:
-        with shared.create_lock:
-            if not sessions:
-                new = botocore.session.get_session()
-                credentials = _compat.client_credentials(client)
-                if credentials is not None:
-                    _compat.use_credentials(new, credentials)
-                sessions.append(new)
-            created = sessions[0].create_client(service, region_name=region, endpoint_url=urls.get(region),
-                                                config=merged)
-        return shared.prepare(created, client)
-
-    lanes = [RegionLane(primary, shared.health.get(service, primary, custom), factory, client=client)]
-    lanes += [RegionLane(r, shared.health.get(service, r, urls.get(r)), factory) for r in fallbacks]
-    return ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)

@@ -166,13 +166,41 @@ def test_invalid_session_argument_raises_config_error_naming_it(kwargs, field):
     assert info.value.field == field
 
 
-def test_session_without_any_region_names_region_name(monkeypatch):
+def test_a_client_without_any_region_names_region_name(monkeypatch):
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    session = _session()  # like boto3.Session(): a session needs no region, a client does
     with pytest.raises(ConfigError) as info:
-        _session()
+        session.client("dynamodb")
     assert info.value.field == "region_name"
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"region_name": "us-esat-1"}, "region_name"),
+    ({"region_name": "us-east-1", "failover_regions": ["us-wset-2"]}, "failover_regions"),
+])
+def test_a_misspelt_region_is_refused_at_construction_with_the_close_matches(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        _session(**kwargs)
+    assert info.value.field == field
+    assert ("'us-east-1'" if field == "region_name" else "'us-west-2'") in str(info.value)
+
+
+def test_a_region_botocore_does_not_know_is_accepted_with_its_endpoint():
+    session = _session(region_name="us-east-1", policy=Policy(dns=DnsPolicy(enabled=False)))
+    with pytest.raises(ConfigError, match="xx-future-1"):
+        session.client("dynamodb", failover_regions=["xx-future-1"])
+    client = session.client("dynamodb", failover_regions=["xx-future-1"],
+                            endpoint_urls={"xx-future-1": "http://127.0.0.1:1"})
+    assert client.regions == ("us-east-1", "xx-future-1")
+
+
+def test_a_region_the_service_does_not_have_is_refused_at_client():
+    session = _session(region_name="us-east-1", policy=Policy(dns=DnsPolicy(enabled=False)))
+    with pytest.raises(ConfigError) as info:
+        session.client("dynamodb", failover_regions=["cn-north-1"])  # another partition
+    assert info.value.field == "failover_regions"
 
 
 def test_unknown_service_is_named_with_a_suggestion():

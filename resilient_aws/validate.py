@@ -1,0 +1,126 @@
+"""Checks of what a caller passes to ``Session``, ``client()`` and ``wrap()``: regions, endpoints.
+
+Why at construction: a misspelt failover region (``us-esat-1``) or a private endpoint that would fail
+over to a public one is harmless until the outage it was configured for; then it is the outage. So
+every such mistake is a ``ConfigError`` naming the field, with the close matches, when the session or
+the client is made.
+
+Known regions come from botocore's endpoint data: any partition's regions for the session, the
+service's regions in the primary's partition for a client. A region botocore does not know yet is
+accepted where the caller also gives its endpoint (``endpoint_url``/``endpoint_urls``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+
+import botocore.session
+from botocore.exceptions import InvalidRegionError
+from botocore.utils import validate_region_name
+
+from .errors import ConfigError
+
+#: Services present in (nearly) every region of every partition: their regions are "all regions".
+_UBIQUITOUS = ("ec2", "sts", "dynamodb", "s3", "sqs")
+
+
+def known_regions(session: botocore.session.Session) -> frozenset[str]:
+    """Every region of every partition botocore knows (cached on the botocore session)."""
+    cached = getattr(session, "_resilient_aws_regions", None)
+    if cached is None:
+        regions: set[str] = set()
+        for partition in session.get_available_partitions():
+            for service in _UBIQUITOUS:
+                regions.update(session.get_available_regions(service, partition))
+        cached = frozenset(regions)
+        session._resilient_aws_regions = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def service_regions(session: botocore.session.Session, service: str, region: str) -> frozenset[str]:
+    """The regions of ``service`` in ``region``'s partition (empty when botocore has no list)."""
+    try:
+        partition = session.get_partition_for_region(region)
+    except Exception:  # an unknown region: no partition to look in
+        return frozenset()
+    return frozenset(session.get_available_regions(service, partition))
+
+
+def check_region(field: str, region: object, known: Iterable[str] = ()) -> str:
+    """A well-formed region name, and one of ``known`` when ``known`` is not empty."""
+    if not isinstance(region, str) or not region:
+        raise ConfigError(field, f"must be a region name such as 'us-east-1', got {region!r}")
+    try:
+        validate_region_name(region)
+    except InvalidRegionError:
+        raise ConfigError(field, f"{region!r} is not a valid region name") from None
+    known = sorted(known)
+    if known and region not in known:
+        close = difflib.get_close_matches(region, known, n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError(field, f"{region!r} is not a region botocore knows{hint} (a region newer than this "
+                                 f"botocore needs its endpoint: client(..., endpoint_urls={{{region!r}: url}}))")
+    return region
+
+
+def check_regions(primary: str, regions: object, field: str = "failover_regions",
+                  known: Iterable[str] = ()) -> tuple[str, ...]:
+    if regions is None:
+        return ()
+    if isinstance(regions, str) or not isinstance(regions, Iterable):
+        raise ConfigError(field, f"must be a list of region names, got {regions!r}")
+    known = frozenset(known)
+    checked: list[str] = []
+    for region in regions:
+        check_region(field, region, known)
+        if region == primary:
+            raise ConfigError(field, f"{region!r} is the primary region; list only other regions")
+        if region in checked:
+            raise ConfigError(field, f"{region!r} is listed twice")
+        checked.append(region)
+    return tuple(checked)
+
+
+def check_endpoint_urls(endpoint_urls: object, regions: tuple[str, ...]) -> dict[str, str]:
+    if endpoint_urls is None:
+        return {}
+    if not isinstance(endpoint_urls, Mapping):
+        raise ConfigError("endpoint_urls", f"must be a mapping {{region: url}}, got {endpoint_urls!r}")
+    urls: dict[str, str] = {}
+    for region, url in endpoint_urls.items():
+        if region not in regions:
+            raise ConfigError("endpoint_urls", f"region {region!r} is neither the primary nor a failover "
+                                               f"region ({', '.join(regions)})")
+        check_url("endpoint_urls", url, region)
+        urls[region] = url
+    return urls
+
+
+def check_url(field: str, url: object, region: str | None = None) -> str:
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        where = f"{region}: " if region else ""
+        raise ConfigError(field, f"{where}{url!r} is not an http(s) URL")
+    return url
+
+
+def check_regions_known_for(session: botocore.session.Session, service: str, regions: tuple[str, ...],
+                            urls: Mapping[str, str], fields: tuple[str, ...]) -> None:
+    """Each region must be one ``service`` has, unless the caller gave its endpoint."""
+    known = service_regions(session, service, regions[0]) or known_regions(session)
+    for region, field in zip(regions, fields, strict=True):
+        if region not in urls:
+            check_region(field, region, known)
+
+
+def check_private_failover(primary: str, custom_url: str | None, fallbacks: tuple[str, ...],
+                           urls: Mapping[str, str]) -> None:
+    """A custom primary endpoint fails over only to regions whose endpoint the caller gave too."""
+    if custom_url is None:
+        return
+    missing = [r for r in fallbacks if r not in urls]
+    if missing:
+        raise ConfigError("endpoint_urls", f"the primary region {primary!r} uses its own endpoint ({custom_url}), "
+                                           f"so a failover region needs one too: add {', '.join(map(repr, missing))} "
+                                           f"to endpoint_urls, or pass failover_regions=[] for this client "
+                                           f"(otherwise calls would move to AWS's public endpoint)")

@@ -1,0 +1,73 @@
+"""wrap(): harden an existing botocore/boto3 client in place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import botocore.session
+from botocore.client import BaseClient
+
+from . import _compat
+from .client import ResilientClient
+from .errors import ConfigError
+from .policy import Policy, coerce_policy
+from .regions import RegionLane
+from .session import NO_RETRIES, _default_endpoint, _Shared
+from .timing import Timing, coerce_timing
+from .validate import check_endpoint_urls, check_private_failover, check_regions
+
+
+def wrap(
+    client: BaseClient,
+    failover_regions: Iterable[str] | None = None,
+    policy: Policy | None = None,
+    *,
+    endpoint_urls: Mapping[str, str] | None = None,
+    botocore_session: botocore.session.Session | None = None,
+    timing: Timing | None = None,
+) -> ResilientClient:
+    """Harden an existing botocore/boto3 client in place.
+
+    Its own retry handler is replaced by resilient_aws's (one retry decision-maker), its connections
+    go through the DNS cache when enabled, and clients for ``failover_regions`` are created on first
+    need from ``botocore_session`` — by default a new session carrying the client's own credentials —
+    with the client's config. Call the returned client: only it can move a call to another region
+    (a call made on the original object still gets resilient_aws's in-region retries and breaker).
+    """
+    if not isinstance(client, BaseClient):
+        raise ConfigError("client", f"must be a botocore/boto3 client, got {client!r}")
+    policy = coerce_policy(policy)
+    service = client.meta.service_model.service_name
+    primary = client.meta.region_name
+    fallbacks = check_regions(primary, failover_regions)
+    urls = check_endpoint_urls(endpoint_urls, (primary, *fallbacks))
+    if primary in urls and urls[primary] != client.meta.endpoint_url:
+        raise ConfigError("endpoint_urls", f"{primary!r} is the wrapped client's own region; its endpoint "
+                                           f"is {client.meta.endpoint_url!r}")
+    if botocore_session is not None and not isinstance(botocore_session, botocore.session.Session):
+        raise ConfigError("botocore_session", f"must be a botocore.session.Session, got {botocore_session!r}")
+    own_url = client.meta.endpoint_url
+    custom = None
+    if fallbacks and own_url != _default_endpoint(botocore_session or botocore.session.get_session(), client):
+        custom = own_url
+    check_private_failover(primary, custom, fallbacks, urls)
+    shared = _Shared(policy, coerce_timing(timing))
+    shared.prepare(client, None)
+    merged = client.meta.config.merge(NO_RETRIES)
+    sessions: list[botocore.session.Session] = [botocore_session] if botocore_session else []
+
+    def factory(region: str) -> BaseClient:
+        with shared.create_lock:
+            if not sessions:
+                new = botocore.session.get_session()
+                credentials = _compat.client_credentials(client)
+                if credentials is not None:
+                    _compat.use_credentials(new, credentials)
+                sessions.append(new)
+            created = sessions[0].create_client(service, region_name=region, endpoint_url=urls.get(region),
+                                                config=merged)
+        return shared.prepare(created, client)
+
+    lanes = [RegionLane(primary, shared.health.get(service, primary, custom), factory, client=client)]
+    lanes += [RegionLane(r, shared.health.get(service, r, urls.get(r)), factory) for r in fallbacks]
+    return ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
