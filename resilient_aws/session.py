@@ -17,6 +17,7 @@ public one is not a failover the caller asked for, so it is a ``ConfigError`` at
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import threading
@@ -43,6 +44,7 @@ from .validate import (
     check_regions_known_for,
     check_url,
     known_regions,
+    resolve_failover_operations,
 )
 
 logger = logging.getLogger("resilient_aws")
@@ -248,6 +250,10 @@ class Session(boto3.Session):
 
         lanes = [RegionLane(r, shared.health.get(service_name, r, urls.get(r)), factory) for r in regions]
         holder["primary"] = lanes[0].client()
-        return ResilientClient(service_name, lanes, self.policy, shared.emitter, shared.dns_cache(), shared.timing)
+        policy = self.policy
+        failover = resolve_failover_operations(policy.failover, holder["primary"].meta.service_model, bc_session)
+        if failover is not policy.failover:
+            policy = dataclasses.replace(policy, failover=failover)
+        return ResilientClient(service_name, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
 
 

@@ -12,14 +12,17 @@ accepted where the caller also gives its endpoint (``endpoint_url``/``endpoint_u
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import botocore.session
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
 
 from .errors import ConfigError
+from .policy import FailoverPolicy
 
 #: Services present in (nearly) every region of every partition: their regions are "all regions".
 _UBIQUITOUS = ("ec2", "sts", "dynamodb", "s3", "sqs")
@@ -124,3 +127,56 @@ def check_private_failover(primary: str, custom_url: str | None, fallbacks: tupl
                                            f"so a failover region needs one too: add {', '.join(map(repr, missing))} "
                                            f"to endpoint_urls, or pass failover_regions=[] for this client "
                                            f"(otherwise calls would move to AWS's public endpoint)")
+
+
+_ALL_OPERATIONS: frozenset[str] | None = None
+
+
+def _all_operation_names(session: botocore.session.Session) -> frozenset[str]:
+    """API and Python names of every operation of every service botocore knows (loaded once, only
+    when a policy names an operation the client's own service does not have: a few seconds)."""
+    global _ALL_OPERATIONS
+    if _ALL_OPERATIONS is None:
+        from botocore import xform_name
+
+        loader = session.get_component("data_loader")
+        names: set[str] = set()
+        for service in session.get_available_services():
+            for api_name in loader.load_service_model(service, "service-2")["operations"]:
+                names.add(api_name)
+                names.add(xform_name(api_name))
+        _ALL_OPERATIONS = frozenset(names)
+    return _ALL_OPERATIONS
+
+
+def resolve_failover_operations(failover: FailoverPolicy, service_model: Any,
+                                session: botocore.session.Session) -> FailoverPolicy:
+    """``failover`` with its operation names in this service's API form.
+
+    ``operations``/``deny_operations`` may name API operations (``PutItem``) or Python methods
+    (``put_item``). A name this service does not have is kept if another service has it (one policy
+    may serve a session's DynamoDB and SQS clients) and refused, with the close matches, otherwise.
+    """
+    if not failover.operations and not failover.deny_operations:
+        return failover
+    api_names = set(service_model.operation_names)
+    from botocore import xform_name
+
+    by_python = {xform_name(name): name for name in api_names}
+    resolved: dict[str, frozenset[str]] = {}
+    for field in ("operations", "deny_operations"):
+        names: set[str] = set()
+        for name in getattr(failover, field):
+            if name in api_names:
+                names.add(name)
+            elif name in by_python:
+                names.add(by_python[name])
+            elif name in _all_operation_names(session):
+                names.add(name)  # another service's: harmless here
+            else:
+                close = difflib.get_close_matches(name, sorted(api_names | set(by_python)), n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise ConfigError(f"FailoverPolicy.{field}", f"{name!r} is not an operation of "
+                                                            f"{service_model.service_name} or any other service{hint}")
+        resolved[field] = frozenset(names)
+    return dataclasses.replace(failover, **resolved)

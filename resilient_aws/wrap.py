@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 import botocore.session
@@ -14,7 +15,7 @@ from .policy import Policy, coerce_policy
 from .regions import RegionLane
 from .session import NO_RETRIES, _default_endpoint, _Shared
 from .timing import Timing, coerce_timing
-from .validate import check_endpoint_urls, check_private_failover, check_regions
+from .validate import check_endpoint_urls, check_private_failover, check_regions, resolve_failover_operations
 
 
 def wrap(
@@ -68,6 +69,10 @@ def wrap(
                                                 config=merged)
         return shared.prepare(created, client)
 
+    failover = resolve_failover_operations(policy.failover, client.meta.service_model,
+                                           botocore_session or botocore.session.get_session())
+    if failover is not policy.failover:
+        policy = dataclasses.replace(policy, failover=failover)
     lanes = [RegionLane(primary, shared.health.get(service, primary, custom), factory, client=client)]
     lanes += [RegionLane(r, shared.health.get(service, r, urls.get(r)), factory) for r in fallbacks]
     return ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)

@@ -235,3 +235,34 @@ def test_wrap_rejects_something_that_is_not_a_client():
     with pytest.raises(ConfigError) as info:
         resilient_aws.wrap(object())
     assert info.value.field == "client"
+
+
+def _dynamodb_client(failover):
+    session = _session(region_name="us-east-1", failover_regions=["us-west-2"],
+                       policy=Policy(dns=DnsPolicy(enabled=False), failover=failover))
+    return session.client("dynamodb")
+
+
+def test_failover_operations_accept_python_method_names():
+    client = _dynamodb_client(FailoverPolicy(operations=["put_item"], deny_operations=["query"]))
+    assert client._may_fail_over("PutItem") is True
+    assert client._may_fail_over("Query") is False
+
+
+def test_a_misspelt_failover_operation_is_refused_with_the_close_matches():
+    with pytest.raises(ConfigError) as info:
+        _dynamodb_client(FailoverPolicy(operations=["PutItm"]))
+    assert info.value.field == "FailoverPolicy.operations"
+    assert "'PutItem'" in str(info.value)
+
+
+def test_another_services_operation_in_a_shared_policy_is_accepted():
+    client = _dynamodb_client(FailoverPolicy(operations=["SendMessage", "put_item"]))
+    assert client._may_fail_over("PutItem") is True
+
+
+def test_an_unknown_profile_fails_at_session_like_boto3():
+    from botocore.exceptions import ProfileNotFound
+
+    with pytest.raises(ProfileNotFound):
+        resilient_aws.Session(profile_name="no-such-profile-here", region_name="us-east-1")
