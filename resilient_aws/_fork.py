@@ -23,7 +23,7 @@ def _reinit_in_child() -> None:
         try:
             obj._after_fork()
         except Exception:  # pragma: no cover - a child must not die on bookkeeping
-            logger.exception("resilient_aws: re-initialising %r after fork failed", obj)
+            logger.exception("re-initialising %r after fork failed", obj)
 
 
 if hasattr(os, "register_at_fork"):

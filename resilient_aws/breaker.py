@@ -186,13 +186,17 @@ class CircuitBreaker:
 
     def _notify(self, change: tuple) -> None:
         old, new, detail = change
-        if new is OPEN:
-            logger.warning("resilient_aws: circuit %s %s -> open (%s; open for %.2fs)",
-                           self.name, old, detail.get("reason"), detail.get("open_for", 0.0))
+        # WARNING once per episode (it opened; it closed again), DEBUG for the steps in between
+        if new is OPEN and old is CLOSED:
+            logger.warning("circuit %s opened (%s; open for %.2fs)", self.name, detail.get("reason"),
+                           detail.get("open_for", 0.0))
+        elif new is OPEN:
+            logger.debug("circuit %s %s -> open (%s; open for %.2fs)",
+                         self.name, old, detail.get("reason"), detail.get("open_for", 0.0))
         elif new is CLOSED:
-            logger.info("resilient_aws: circuit %s closed again", self.name)
+            logger.warning("circuit %s closed again", self.name)
         else:
-            logger.debug("resilient_aws: circuit %s half-open, probing", self.name)
+            logger.debug("circuit %s half-open, probing", self.name)
         if self._on_change is not None:
             self._on_change(old, new, detail)
 

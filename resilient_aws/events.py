@@ -90,7 +90,7 @@ class Emitter:
             try:
                 listener(event)
             except Exception:  # a metrics bug must not fail the AWS call
-                logger.exception("resilient_aws event listener %r raised; ignored", listener)
+                logger.exception("event listener %r raised; ignored", listener)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

@@ -61,7 +61,7 @@ def _forced_config(config: object) -> Config:
     if not isinstance(config, Config):
         raise ConfigError("config", f"must be a botocore.config.Config, got {config!r}")
     if getattr(config, "retries", None):
-        logger.debug("resilient_aws: the config's retries setting is replaced: resilient_aws owns retries")
+        logger.debug("the config's retries setting is replaced: resilient_aws owns retries")
     return config.merge(NO_RETRIES)
 
 

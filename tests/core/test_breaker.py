@@ -308,3 +308,21 @@ class BreakerMachine(RuleBasedStateMachine):
 
 TestBreakerStateMachine = BreakerMachine.TestCase
 TestBreakerStateMachine.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
+
+
+def test_an_outage_logs_one_warning_when_it_opens_and_one_when_it_closes(caplog):
+    import logging
+
+    b, _ = make()
+    with caplog.at_level(logging.DEBUG, logger="resilient_aws"):
+        for _ in range(4):
+            b.on_failure(0.0, ADMIT)              # opens: WARNING
+        for t in (2.0, 5.0):                      # two failed probes re-open it: DEBUG only
+            assert b.admit(t) == PROBE
+            b.on_failure(t, PROBE)
+        assert b.admit(20.0) == PROBE
+        b.on_success(20.0, PROBE)                 # closes: WARNING
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "opened" in warnings[0] and "closed again" in warnings[1]
+    assert not any(r.getMessage().startswith("resilient_aws:") for r in caplog.records)
