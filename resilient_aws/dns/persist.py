@@ -14,15 +14,25 @@ FIFO or a device), owned by this process's effective uid, not writable by group 
 4 MiB — and it is opened with ``O_NONBLOCK``, so that a FIFO planted at the path cannot hang client
 creation. Anything else is refused with one warning and treated as absent; a path we refuse to read
 we also refuse to replace, so a misconfiguration stays visible instead of being papered over. The
-times in the file are not trusted either: they are validated here, and ``DnsCache`` clamps them to
-``max_stale`` from load time when it converts them to its monotonic clock.
+times in the file are not trusted either: they are validated when read, and :func:`restore` clamps
+them to ``max_stale`` from load time when it converts them to the cache's monotonic clock.
+
+Why the time conversion lives here and not in ``cache.py``: the cache keeps monotonic times (they
+cannot jump), the file needs wall-clock times (they mean something in the next process). Turning
+one into the other is where trust is decided — a skewed or forged time must not stretch the life of
+an answer — so it sits with the other trust decisions about the file: :func:`stored` and
+:func:`restore` are the only places that cross between the two clocks, and :func:`save_due` says
+when an unchanged answer is written again. ``cache.py`` is left with the state machine.
 
 Why merge on write: several processes (workers of one service) often share one path. Each knows only
 the names it used; replacing the file with its own snapshot would drop everybody else's. So a write
 takes an exclusive ``flock`` on ``<path>.lock``, re-reads the file, keeps per name the newer answer,
 keeps the names only others know (until they are past ``max_stale``), and replaces the file. The lock
 is held for that read-modify-write only — never around a DNS query — and waited for at most
-``lock_timeout`` seconds, because a save may run on a caller's thread.
+``lock_timeout`` seconds, because a save may run on a caller's thread. That wait reads ``monotonic``
+and polls with ``sleep``, both injectable so a test can run out the clock without waiting for it;
+they default to the real ones even when the cache runs on a test clock, because the lock is held by
+another process in real time.
 """
 
 from __future__ import annotations
@@ -38,8 +48,12 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only a type here: this module does not need dnspython
+    from .resolver import Address
 
 try:
     import fcntl
@@ -49,6 +63,9 @@ except ImportError:  # Windows: no flock; writers in one process are still seria
 logger = logging.getLogger("resilient_aws.dns")
 
 FORMAT_VERSION = 1
+#: Write a name's answer again at most this often when it did not change: keeps "answered_at" in the
+#: file recent (so merges keep it) without a disk write on every refresh of a short TTL.
+SAVE_EVERY = 60.0
 _MAX_BYTES = 4 << 20  # a bigger file is not ours, and reading it would stall start-up
 #: Where ownership means something (POSIX). On Windows st_uid is always 0: only the type is checked.
 _CHECK_OWNER = hasattr(os, "geteuid")
@@ -73,16 +90,19 @@ class AnswerStore:
 
     Times are wall-clock (``wall_clock()``, ``time.time`` by default): they must mean something in the
     next process. ``max_stale`` lets a write drop names that nobody may serve any more; ``lock_timeout``
-    bounds the wait for another process's write.
+    bounds the wait for another process's write, measured with ``monotonic`` and polled with ``sleep``.
     """
 
     def __init__(self, path: str, *, max_stale: float = math.inf, wall_clock: Callable[[], float] = time.time,
-                 lock_timeout: float = 1.0) -> None:
+                 lock_timeout: float = 1.0, monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.path = os.fspath(path)
         self.max_stale = max_stale
         self.failed = False        # the last load or save failed
         self._wall_clock = wall_clock
         self._lock_timeout = lock_timeout
+        self._monotonic = monotonic  # the bounded wait for another writer's lock (see the module docstring)
+        self._sleep = sleep
         self._warned = False
         self._lock = threading.Lock()  # one writer at a time in this process; never held by a DNS lookup
 
@@ -228,17 +248,17 @@ class AnswerStore:
             raise FileNotFoundError(errno.ENOENT, "directory vanished", lock_path)
         try:
             _check_safe(os.fstat(fd), "its lock file")
-            deadline = time.monotonic() + self._lock_timeout
+            deadline = self._monotonic() + self._lock_timeout
             delay = 0.001
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
-                    if time.monotonic() >= deadline:
+                    if self._monotonic() >= deadline:
                         raise TimeoutError(errno.ETIMEDOUT, f"{lock_path} stayed locked by another writer "
                                                             f"for {self._lock_timeout:g} s") from None
-                    time.sleep(delay)
+                    self._sleep(delay)
                     delay = min(delay * 2, 0.05)
             yield
         finally:
@@ -246,6 +266,51 @@ class AnswerStore:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
+
+
+# -- between the cache's clock and the file's --------------------------------------------------------
+def stored(addresses: Sequence[Address], answered_at: float, expires: float, now: float, wall: float) -> dict:
+    """One name as the file holds it. ``expires`` and ``now`` are the cache's monotonic times, ``wall``
+    the wall clock at ``now``: the expiry is written as a wall-clock time, the only kind another process
+    can read."""
+    return {"addresses": [[family, ip] for family, ip in addresses], "answered_at": answered_at,
+            "expires_at": wall + (expires - now)}
+
+
+@dataclass(frozen=True)
+class Restored:
+    """One loaded name as the cache may use it: ``expires`` and ``stale_until`` on the cache's
+    monotonic clock, ``answered_at`` on the wall clock (never later than the load)."""
+
+    addresses: tuple[Address, ...]
+    expires: float
+    stale_until: float
+    answered_at: float
+
+
+def restore(loaded: Mapping[str, dict], now: float, wall: float, max_stale: float) -> dict[str, Restored]:
+    """Convert what :meth:`AnswerStore.load` returned to the cache's clock, trusting none of its times.
+
+    The stored times are a hint, not a promise: a forged or skewed ``expires_at``, or this process's
+    wall clock being behind the writer's, must not stretch the life of an answer, so each one is
+    served at most ``max_stale`` from ``now``. Nor is it fresh: it is already expired, so its first use
+    looks the name up again. Names no one may serve any more are left out. "Answered in the future"
+    (a writer whose clock ran ahead) becomes "answered now", or it would put off :func:`save_due`.
+    """
+    out: dict[str, Restored] = {}
+    for host, item in loaded.items():
+        expires = min(now + (item["expires_at"] - wall), now)
+        stale_until = expires + max_stale
+        if not stale_until > now:  # "not >": a NaN is dropped too
+            continue
+        out[host] = Restored(tuple(item["addresses"]), expires, stale_until, min(item["answered_at"], wall))
+    return out
+
+
+def save_due(changed: bool, answered_at: float, saved_at: float) -> bool:
+    """Whether a new good answer should be written: at once when the addresses changed, else at most
+    every :data:`SAVE_EVERY` seconds (wall clock, like both times)."""
+    return changed or answered_at - saved_at >= SAVE_EVERY
 
 
 def _open(path: str, flags: int, what: str, mode: int = 0o600) -> int | None:
@@ -354,4 +419,4 @@ def _fsync_directory(directory: str) -> None:
             os.close(fd)
 
 
-__all__ = ["FORMAT_VERSION", "AnswerStore"]
+__all__ = ["FORMAT_VERSION", "SAVE_EVERY", "AnswerStore", "Restored", "restore", "save_due", "stored"]

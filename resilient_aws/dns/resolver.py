@@ -15,6 +15,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dns.exception
@@ -25,6 +26,8 @@ import dns.resolver
 
 from ..policy import DnsPolicy
 
+#: Where the hosts file is read from unless told otherwise.
+HOSTS_PATH = "/etc/hosts"
 #: TTL given to answers from ``/etc/hosts`` or the system resolver fallback: short, so an edit is seen.
 HOSTS_TTL = 5.0
 #: Failure kinds, as reported in logs, events and ``stats()``.
@@ -64,17 +67,19 @@ def ip_literal(host: str) -> Address | None:
 
 
 class HostsFile:
-    """``/etc/hosts``, re-read when its modification time changes (checked at most once a second)."""
+    """``/etc/hosts``, re-read when its modification time changes (checked at most once a second of
+    ``monotonic()``, the owning cache's clock, so a test clock decides when an edit is seen)."""
 
-    def __init__(self, path: str = "/etc/hosts") -> None:
+    def __init__(self, path: str = HOSTS_PATH, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._mtime: float | None = None
         self._checked = 0.0
         self._table: dict[str, tuple[Address, ...]] = {}
 
     def lookup(self, host: str) -> tuple[Address, ...]:
-        now = time.monotonic()
+        now = self._monotonic()
         if now - self._checked >= 1.0:
             self._reload(now)
         return self._table.get(host.lower().rstrip("."), ())
@@ -218,4 +223,4 @@ def _no_nameservers_kind(exc: dns.resolver.NoNameservers) -> str:
     return "unreachable"
 
 
-__all__ = ["FAILURE_KINDS", "HOSTS_TTL", "Answer", "HostsFile", "LookupFailure", "Resolver", "ip_literal"]
+__all__ = ["FAILURE_KINDS", "HOSTS_PATH", "HOSTS_TTL", "Answer", "HostsFile", "LookupFailure", "Resolver", "ip_literal"]

@@ -9,6 +9,9 @@ answers NOERROR with no A records (the 2025-10-20 answer), not NXDOMAIN.
 
 Same methods as ``LoopbackDnsServer`` for what the drill uses (``set``, ``set_mode`` with "answer",
 "empty" and "nxdomain", ``count``); "servfail" and "drop" are not available with BIND.
+
+The only launcher of ``named`` in the project: the drill and the test suite (``tests/dns/test_dns_bind.py``)
+both start BIND through :class:`BindDnsServer`, so a fix to how it starts or is counted reaches both.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import base64
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -25,7 +27,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["BindDnsServer", "BindUnavailable", "named_path"]
+from ..testing.net import check_loopback, free_port
+
+__all__ = ["BindDnsServer", "BindUnavailable", "bind_available", "named_path", "nsupdate_path"]
 
 KEY_NAME = "drill-ddns"
 
@@ -73,32 +77,21 @@ def named_path() -> str | None:
     return None
 
 
-def _nsupdate_path() -> str | None:
+def nsupdate_path() -> str | None:
     return shutil.which("nsupdate") or ("/usr/bin/nsupdate" if os.path.exists("/usr/bin/nsupdate") else None)
 
 
-def _free_port(host: str, attempts: int = 20) -> int:
-    for _ in range(attempts):
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        tcp = socket.socket()
-        try:
-            udp.bind((host, 0))
-            port = udp.getsockname()[1]
-            tcp.bind((host, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            udp.close()
-            tcp.close()
-    raise BindUnavailable("no free port for named")
+def bind_available() -> bool:
+    """Whether ``named`` and ``nsupdate`` are installed (what a test skips on)."""
+    return named_path() is not None and nsupdate_path() is not None
 
 
 class BindDnsServer:
     """``named`` serving one zone on ``host:port`` from a temporary directory."""
 
     def __init__(self, zone: str = "drill.test", host: str = "127.0.0.1", port: int = 0) -> None:
-        if named_path() is None or _nsupdate_path() is None:
+        check_loopback(host, "BindDnsServer")
+        if not bind_available():
             raise BindUnavailable("--dns bind needs BIND 9's named and nsupdate "
                                   "(Debian/Ubuntu: apt-get install bind9 bind9-dnsutils); "
                                   "or use the default --dns embedded")
@@ -118,9 +111,13 @@ class BindDnsServer:
         import dns.query
         import dns.rcode
 
+        if not self.port:
+            try:
+                self.port = free_port(self.host, udp=True)  # named serves DNS over both
+            except OSError as e:
+                raise BindUnavailable(f"no free port for named on {self.host}: {e}") from e
         self._dir = tempfile.TemporaryDirectory(prefix="resilient-aws-bind-")
         d = Path(self._dir.name)
-        self.port = self.port or _free_port(self.host)
         (d / f"{self.zone}.db").write_text(_ZONE.format(zone=self.zone, host=self.host))
         (d / "named.conf").write_text(_CONF.format(key_name=KEY_NAME, secret=self._secret, dir=d, port=self.port,
                                                    zone=self.zone, host=self.host))
@@ -130,7 +127,9 @@ class BindDnsServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:  # bounded wait for named to answer
             if self._proc.poll() is not None:
-                raise BindUnavailable(f"named exited: {(d / 'named.stderr').read_text()[-1000:]}")
+                message = f"named exited: {(d / 'named.stderr').read_text()[-1000:]}"
+                self.stop()  # removes the temporary directory
+                raise BindUnavailable(message)
             try:
                 reply = dns.query.udp(dns.message.make_query(self.zone, "SOA"), self.host, port=self.port,
                                       timeout=0.3)
@@ -204,7 +203,7 @@ class BindDnsServer:
         lines += [f"update {c}" for c in commands]
         lines.append("send")
         try:
-            subprocess.run([str(_nsupdate_path()), "-t", "5", "-y", f"hmac-sha256:{KEY_NAME}:{self._secret}"],
+            subprocess.run([str(nsupdate_path()), "-t", "5", "-y", f"hmac-sha256:{KEY_NAME}:{self._secret}"],
                            input="\n".join(lines) + "\n", text=True, check=True, timeout=15, capture_output=True)
         except subprocess.CalledProcessError as e:
             raise BindUnavailable(f"nsupdate failed: {e.stderr.strip()[-500:]}") from e

@@ -2,6 +2,8 @@
 
 While 8 threads call GetItem (each call on a new connection, so each one needs DNS), ``nsupdate``
 deletes the A record of the us-east-1 name, then restores it. BIND's query log counts the queries.
+``named`` is started by the library's own launcher (``resilient_aws.drill.bind.BindDnsServer``, what
+``--dns bind`` runs), so the drill and these tests run BIND the same way.
 """
 
 from __future__ import annotations
@@ -15,23 +17,22 @@ from collections.abc import Iterator
 
 import botocore.session
 import pytest
-from bind9 import ZONE, Bind9, named_path, nsupdate_path
-from dns_helpers import free_port, wait_until
+from support.dns import NAME, ZONE, wait_until
 
 import resilient_aws
+from resilient_aws.drill.bind import BindDnsServer, bind_available
+from resilient_aws.testing.net import check_loopback, free_port
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.bind,
-    pytest.mark.skipif(named_path() is None or nsupdate_path() is None,
+    pytest.mark.skipif(not bind_available(),
                        reason="BIND 9 not installed (apt-get install bind9 bind9-utils); .ci/run installs it"),
 ]
 
-LABEL = "dynamodb.us-east-1"
-NAME = f"{LABEL}.{ZONE}"
 TABLE = "drill"
 RECHECK = 1.0
-ORIGINAL = [("A", "127.0.0.1"), ("TXT", '"the A record is what the drill deletes"')]
+TTL = 1
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +63,15 @@ def moto(port) -> Iterator[int]:
 
 
 @pytest.fixture
-def bind(tmp_path) -> Iterator[Bind9]:
-    with Bind9(tmp_path, {LABEL: ORIGINAL}) as server:
+def bind() -> Iterator[BindDnsServer]:
+    """``named`` serving ZONE; NAME has an A record (127.0.0.1) and a TXT record, so deleting its A
+    records leaves the name in place: NOERROR with no A records, the 2025-10-20 answer."""
+    with BindDnsServer(zone=ZONE) as server:
+        server.set(NAME, a=["127.0.0.1"], ttl=TTL)
         yield server
 
 
-def client_for(bind: Bind9, port: int, **dns_fields: float):
+def client_for(bind: BindDnsServer, port: int, **dns_fields: float):
     """A resilient DynamoDB client whose every call opens a new connection (``Connection: close``):
     the worst case for DNS, and what a client with a cold or churning pool does."""
     bc = botocore.session.get_session()
@@ -141,24 +145,30 @@ def phase_report(title: str, load: Load, counts: dict[str, int], seconds: dict[s
     return "\n".join(lines)
 
 
-def run_outage(bind: Bind9, load: Load, delete: list[str], restore: list[str], outage: float,
+def run_outage(bind: BindDnsServer, load: Load, outage_mode: str, outage: float, restore_to: list[str] | None = None,
                before: float = 3.0, after: float = 3.0) -> tuple[dict[str, int], dict[str, float]]:
-    marks = {"start": bind.queries(NAME)}
+    """Phases of real time under load (a replay: the durations are the scenario, not waits for
+    something): ``before``, then NAME in ``outage_mode`` ("empty": A records deleted; "nxdomain": the
+    name deleted) for ``outage`` seconds, then restored (to ``restore_to``, or to its old address)."""
+    marks = {"start": bind.count(NAME)}
     seconds: dict[str, float] = {}
     time.sleep(before)
     seconds["before"] = before
-    marks["before"] = bind.queries(NAME)
+    marks["before"] = bind.count(NAME)
     load.phase = "during"
     t = time.monotonic()
-    bind.update(*delete)
+    bind.set_mode(NAME, outage_mode)
     time.sleep(outage)
-    bind.update(*restore)
+    if restore_to is None:
+        bind.restore(NAME)
+    else:
+        bind.set(NAME, a=restore_to, ttl=TTL)
     seconds["during"] = time.monotonic() - t
-    marks["during"] = bind.queries(NAME)
+    marks["during"] = bind.count(NAME)
     load.phase = "after"
     time.sleep(after)
     seconds["after"] = after
-    marks["after"] = bind.queries(NAME)
+    marks["after"] = bind.count(NAME)
     counts = {"before": marks["before"] - marks["start"], "during": marks["during"] - marks["before"],
               "after": marks["after"] - marks["during"]}
     return counts, seconds
@@ -176,8 +186,7 @@ def test_replay_2025_10_20_empty_answer_for_10_seconds_loses_no_call(bind, moto,
     client = client_for(bind, moto)
     client.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})  # the name has history
     with Load(client) as load:
-        counts, seconds = run_outage(bind, load, delete=[f"delete {LABEL} A"],
-                                     restore=[f"add {LABEL} 1 A 127.0.0.1"], outage=10.0)
+        counts, seconds = run_outage(bind, load, "empty", outage=10.0)
     stats = client.stats()
     with capsys.disabled():
         print(phase_report("2025-10-20 replay (NOERROR, no A record, 10 s) through resilient_aws + BIND 9",
@@ -197,10 +206,7 @@ def test_nxdomain_variant_loses_no_call(bind, moto, capsys):
     client = client_for(bind, moto)
     client.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})
     with Load(client) as load:
-        counts, seconds = run_outage(
-            bind, load, delete=[f"delete {LABEL}"],
-            restore=[f"add {LABEL} 1 A 127.0.0.1", f"add {LABEL} 1 TXT {ORIGINAL[1][1]}"], outage=4.0,
-            before=2.0, after=2.0)
+        counts, seconds = run_outage(bind, load, "nxdomain", outage=4.0, before=2.0, after=2.0)
     stats = client.stats()
     with capsys.disabled():
         print(phase_report("NXDOMAIN for 4 s", load, counts, seconds))
@@ -215,6 +221,7 @@ class Forwarder:
     counts connections, so the test sees where the client really went."""
 
     def __init__(self, host: str, port: int, upstream: tuple[str, int]) -> None:
+        check_loopback(host, "Forwarder")
         self.connections = 0
         self.upstream = upstream
         self.sock = socket.create_server((host, port))
@@ -272,8 +279,8 @@ def test_a_restore_to_a_different_address_is_followed(bind, moto, capsys):
     client = client_for(bind, moto)
     client.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})
     with Forwarder("127.0.0.4", moto, ("127.0.0.1", moto)) as moved, Load(client) as load:
-        counts, seconds = run_outage(bind, load, delete=[f"delete {LABEL} A"],
-                                     restore=[f"add {LABEL} 1 A 127.0.0.4"], outage=3.0, before=1.0, after=3.0)
+        counts, seconds = run_outage(bind, load, "empty", outage=3.0, restore_to=["127.0.0.4"], before=1.0,
+                                     after=3.0)
     dns = client.stats()["dns"]
     with capsys.disabled():
         print(phase_report("restore to a new address (127.0.0.4)", load, counts, seconds))
@@ -285,7 +292,7 @@ def test_a_restore_to_a_different_address_is_followed(bind, moto, capsys):
 
 
 def test_a_cold_start_during_the_outage_fails_over_to_us_west_2(bind, moto):
-    bind.update(f"delete {LABEL} A")
+    bind.set_mode(NAME, "empty")
     client = client_for(bind, moto)  # a fresh process: no history, no persisted answers
     t = time.monotonic()
     item = client.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})["Item"]
@@ -296,14 +303,14 @@ def test_a_cold_start_during_the_outage_fails_over_to_us_west_2(bind, moto):
     assert stats["dns"]["cold_failures"] >= 1
     for _ in range(5):  # later reads keep working, and do not query the dead name on every call
         assert client.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})["Item"]["region"]["S"] == "us-west-2"
-    assert bind.queries(NAME) <= 4
+    assert bind.count(NAME) <= 4
 
 
 def test_a_restart_during_the_outage_with_a_persisted_answer_stays_in_its_region(bind, moto, tmp_path):
     path = str(tmp_path / "dns-cache.json")
     warm = client_for(bind, moto, persist_path=path)
     warm.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})
-    bind.update(f"delete {LABEL} A")
+    bind.set_mode(NAME, "empty")
     restarted = client_for(bind, moto, persist_path=path)
     item = restarted.get_item(TableName=TABLE, Key={"pk": {"S": "1"}})["Item"]
     assert item["region"]["S"] == "us-east-1"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import botocore.awsrequest
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from dns_helpers import NAME, ZONE, JsonServer, ips, make_client
+from support.dns import NAME, ZONE, JsonServer, ips, make_client
 
 from resilient_aws.dns import attach_dns, is_attached
 
@@ -37,8 +37,8 @@ def named_endpoint(dns_server, moto_port) -> str:
     return f"http://{NAME}:{moto_port}"
 
 
-def test_a_client_reaches_its_endpoint_through_the_cache(named_endpoint, make_cache):
-    cache = make_cache()
+def test_a_client_reaches_its_endpoint_through_the_cache(named_endpoint, make_live_cache):
+    cache = make_live_cache()
     client = make_client(named_endpoint)
     attach_dns(client, cache)
     assert "TableNames" in client.list_tables()
@@ -46,7 +46,7 @@ def test_a_client_reaches_its_endpoint_through_the_cache(named_endpoint, make_ca
     assert is_attached(client)
 
 
-def test_socket_getaddrinfo_is_never_replaced_nor_called(named_endpoint, make_cache, monkeypatch):
+def test_socket_getaddrinfo_is_never_replaced_nor_called(named_endpoint, make_live_cache, monkeypatch):
     original = socket.getaddrinfo
     calls: list[tuple] = []
 
@@ -54,7 +54,7 @@ def test_socket_getaddrinfo_is_never_replaced_nor_called(named_endpoint, make_ca
         calls.append(args)
         return original(*args, **kwargs)
 
-    cache = make_cache()
+    cache = make_live_cache()
     client = make_client(named_endpoint)
     attach_dns(client, cache)
     assert socket.getaddrinfo is original  # attach_dns patched nothing global
@@ -65,8 +65,8 @@ def test_socket_getaddrinfo_is_never_replaced_nor_called(named_endpoint, make_ca
     assert socket.getaddrinfo is original
 
 
-def test_a_client_without_attach_dns_is_unaffected(named_endpoint, make_cache, moto_port, monkeypatch):
-    cache = make_cache()
+def test_a_client_without_attach_dns_is_unaffected(named_endpoint, make_live_cache, moto_port, monkeypatch):
+    cache = make_live_cache()
     hooked = make_client(named_endpoint)
     attach_dns(hooked, cache)
     plain = make_client(f"http://localhost:{moto_port}")
@@ -82,8 +82,8 @@ def test_a_client_without_attach_dns_is_unaffected(named_endpoint, make_cache, m
     assert seen == [] and system == ["localhost"]  # the plain client resolves as botocore always did
 
 
-def test_a_name_with_no_history_fails_as_an_endpoint_connection_error(dns_server, make_cache, moto_port):
-    cache = make_cache()
+def test_a_name_with_no_history_fails_as_an_endpoint_connection_error(dns_server, make_live_cache, moto_port):
+    cache = make_live_cache()
     client = make_client(f"http://missing.{ZONE}:{moto_port}")
     attach_dns(client, cache)
     with pytest.raises(EndpointConnectionError) as info:
@@ -91,9 +91,9 @@ def test_a_name_with_no_history_fails_as_an_endpoint_connection_error(dns_server
     assert "missing." in str(info.value)
 
 
-def test_a_refused_address_is_skipped_and_moved_to_the_back(dns_server, make_cache, moto_port):
+def test_a_refused_address_is_skipped_and_moved_to_the_back(dns_server, make_live_cache, moto_port):
     dns_server.set(NAME, a=["127.0.0.3", "127.0.0.4", "127.0.0.1"], ttl=30)  # nothing listens on .3/.4
-    cache = make_cache()
+    cache = make_live_cache()
     cache.resolve(NAME, moto_port)
     cache.report_failure(NAME, "127.0.0.1")  # the good address last: both bad ones are tried first
     before = cache.stats()["connect_failures"]
@@ -104,17 +104,17 @@ def test_a_refused_address_is_skipped_and_moved_to_the_back(dns_server, make_cac
     assert cache.stats()["connect_failures"] - before == 2
 
 
-def test_when_every_address_refuses_the_error_is_an_endpoint_connection_error(dns_server, make_cache, moto_port):
+def test_when_every_address_refuses_the_error_is_an_endpoint_connection_error(dns_server, make_live_cache, moto_port):
     dns_server.set(NAME, a=["127.0.0.3"], ttl=30)
     client = make_client(f"http://{NAME}:{moto_port}")
-    attach_dns(client, make_cache())
+    attach_dns(client, make_live_cache())
     with pytest.raises(EndpointConnectionError):
         client.list_tables()
 
 
-def test_a_pooled_keep_alive_connection_does_no_dns_work(dns_server, make_cache):
+def test_a_pooled_keep_alive_connection_does_no_dns_work(dns_server, make_live_cache):
     dns_server.set(NAME, a=["127.0.0.1"], ttl=30)
-    cache = make_cache()
+    cache = make_live_cache()
     with JsonServer() as server:
         client = make_client(f"http://{NAME}:{server.port}")
         attach_dns(client, cache)
@@ -125,8 +125,8 @@ def test_a_pooled_keep_alive_connection_does_no_dns_work(dns_server, make_cache)
     assert seen == [NAME]
 
 
-def test_attach_dns_twice_swaps_the_cache_without_stacking_subclasses(named_endpoint, make_cache):
-    first, second = make_cache(), make_cache()
+def test_attach_dns_twice_swaps_the_cache_without_stacking_subclasses(named_endpoint, make_live_cache):
+    first, second = make_live_cache(), make_live_cache()
     client = make_client(named_endpoint)
     attach_dns(client, first)
     client.list_tables()
@@ -187,9 +187,9 @@ def proxy(moto_port) -> Iterator[_ForwardProxy]:
         yield p
 
 
-def test_proxies_keep_working_and_resolve_the_target_themselves(dns_server, make_cache, moto_port, proxy):
+def test_proxies_keep_working_and_resolve_the_target_themselves(dns_server, make_live_cache, moto_port, proxy):
     dns_server.set(NAME, a=["127.0.0.1"], ttl=30)
-    cache = make_cache()
+    cache = make_live_cache()
     seen = counting(cache)
     client = make_client(f"http://{NAME}:{moto_port}", proxies={"http": f"http://127.0.0.1:{proxy.port}"})
     attach_dns(client, cache)
@@ -198,17 +198,17 @@ def test_proxies_keep_working_and_resolve_the_target_themselves(dns_server, make
     assert seen == []
 
 
-def test_a_client_with_another_http_layer_is_left_alone(make_cache, caplog):
+def test_a_client_with_another_http_layer_is_left_alone(make_live_cache, caplog):
     class Odd:
         _endpoint = None
 
-    attach_dns(Odd(), make_cache())
+    attach_dns(Odd(), make_live_cache())
     assert "not attached" in caplog.text
 
 
-def test_resolve_returns_getaddrinfo_shaped_tuples(dns_server, make_cache):
+def test_resolve_returns_getaddrinfo_shaped_tuples(dns_server, make_live_cache):
     dns_server.set(NAME, a=["127.0.0.5"], aaaa=["::1"], ttl=30)
-    infos = make_cache().resolve(NAME, 8000)
+    infos = make_live_cache().resolve(NAME, 8000)
     assert infos == [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.5", 8000)),
                      (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("::1", 8000, 0, 0))]
     assert ips(infos) == ["127.0.0.5", "::1"]

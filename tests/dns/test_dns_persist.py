@@ -1,10 +1,14 @@
 """Persistence: good answers survive a restart during an outage; a bad file never crashes, is never
-trusted blindly (owner, mode, type, size, times) and two processes sharing it keep each other's names."""
+trusted blindly (owner, mode, type, size, times) and two processes sharing it keep each other's names.
+
+Unit tests: the caches ask ``support.dns.FakeResolver`` and run on the ``clock`` fixture (conftest),
+so ``max_stale`` passes without sleeping; the files are real, in ``tmp_path``. The same round trip
+through a real server and a restart is in ``test_dns_bind.py``.
+"""
 
 from __future__ import annotations
 
 import fcntl
-import importlib
 import json
 import logging
 import math
@@ -14,44 +18,42 @@ import threading
 import time
 
 import pytest
-from dns_helpers import NAME, ips
+from support.dns import NAME, FakeClock, ips
+from support.threads import run_in_threads
 
 import resilient_aws
-from resilient_aws.dns import AnswerStore, DnsCache, DnsLookupError
+from resilient_aws.dns import AnswerStore, DnsCache, DnsLookupError, HostsFile, Resolver
 from resilient_aws.policy import DnsPolicy
 
-pytestmark = pytest.mark.integration
-
-cache_module = importlib.import_module("resilient_aws.dns.cache")
 B_NAME = "b." + NAME
 C_NAME = "c." + NAME
 YEAR = 365 * 86400.0
 
 
-def test_answers_round_trip_through_the_file_into_a_restart_during_an_outage(dns_server, make_cache, tmp_path):
+def test_answers_round_trip_through_the_file_into_a_restart_during_an_outage(resolver, make_cache, tmp_path):
     path = str(tmp_path / "dns.json")
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     first = make_cache(persist_path=path)
     first.resolve(NAME, 443)
     assert json.loads((tmp_path / "dns.json").read_text())["names"][NAME]["addresses"] == [[2, "127.0.0.5"]]
     first.close()
 
-    dns_server.set_mode(NAME, "empty")  # the outage, and a restart during it
+    resolver.set_mode(NAME, "empty")  # the outage, and a restart during it
     second = make_cache(persist_path=path)
     assert second.stats()["persisted_loads"] == 1
     assert ips(second.resolve(NAME, 443)) == ["127.0.0.5"]
     assert second.stats()["stale_episodes"] == 1
 
 
-def test_a_loaded_answer_is_checked_again_on_first_use(dns_server, make_cache, tmp_path):
+def test_a_loaded_answer_is_checked_again_on_first_use(resolver, make_cache, tmp_path):
     path = str(tmp_path / "dns.json")
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     make_cache(persist_path=path).resolve(NAME, 443)
-    dns_server.set(NAME, a=["127.0.0.6"], ttl=30)  # moved while we were down
+    resolver.set(NAME, ["127.0.0.6"], ttl=30)  # moved while we were down
     assert ips(make_cache(persist_path=path).resolve(NAME, 443)) == ["127.0.0.6"]
 
 
-def test_answers_older_than_max_stale_are_not_loaded(dns_server, make_cache, tmp_path):
+def test_answers_older_than_max_stale_are_not_loaded(make_cache, tmp_path):
     path = tmp_path / "dns.json"
     path.write_text(json.dumps({"version": 1, "names": {NAME: {
         "addresses": [[2, "127.0.0.5"]], "answered_at": 1000.0, "expires_at": 1005.0}}}))
@@ -75,32 +77,35 @@ def test_a_corrupt_file_is_ignored_with_one_warning(make_cache, tmp_path, caplog
     assert cache.stats()["persist_errors"] == 1
 
 
-def test_an_unreadable_path_is_ignored_with_one_warning(dns_server, make_cache, tmp_path, caplog):
+def test_an_unreadable_path_is_ignored_with_one_warning(resolver, make_cache, tmp_path, caplog):
     path = tmp_path / "a-directory"
     path.mkdir()
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     with caplog.at_level(logging.WARNING, logger="resilient_aws"):
         cache = make_cache(persist_path=str(path))
         assert ips(cache.resolve(NAME, 443)) == ["127.0.0.5"]  # the write fails too: still no crash
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
-def test_writes_are_atomic_and_leave_no_temporary_file(dns_server, make_cache, tmp_path):
+def test_writes_are_atomic_and_leave_no_temporary_file(resolver, make_cache, tmp_path):
     path = tmp_path / "dns.json"
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
-    dns_server.set("b." + NAME, a=["127.0.0.6"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
+    resolver.set(B_NAME, ["127.0.0.6"], ttl=30)
     cache = make_cache(persist_path=str(path))
     cache.resolve(NAME, 443)
     inode = os.stat(path).st_ino
-    cache.resolve("b." + NAME, 443)
+    cache.resolve(B_NAME, 443)
     assert os.stat(path).st_ino != inode  # replaced by rename, not rewritten in place
-    assert sorted(os.listdir(tmp_path)) == ["dns.json", "dns.json.lock", "hosts"]  # the lock file stays
-    assert set(json.loads(path.read_text())["names"]) == {NAME, "b." + NAME}
+    assert sorted(os.listdir(tmp_path)) == ["dns.json", "dns.json.lock"]  # the lock file stays
+    assert set(json.loads(path.read_text())["names"]) == {NAME, B_NAME}
 
 
-def test_hosts_file_and_literal_answers_are_not_persisted(make_cache, tmp_path):
+def test_hosts_file_and_literal_answers_are_not_persisted(tmp_path):
     path = tmp_path / "dns.json"
-    cache = make_cache(persist_path=str(path))
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    policy = DnsPolicy(nameservers=["127.0.0.1"], port=9, persist_path=str(path))  # never asked: no query
+    cache = DnsCache(policy, resolver=Resolver(policy, HostsFile(str(hosts))))  # the real resolver
     cache.resolve("localhost", 443)
     cache.resolve("127.0.0.1", 443)
     cache.close()
@@ -108,19 +113,6 @@ def test_hosts_file_and_literal_answers_are_not_persisted(make_cache, tmp_path):
 
 
 # -- helpers for the hardening tests -----------------------------------------------------------------------
-class FakeClock:
-    """A monotonic clock the test moves by hand, so ``max_stale`` can pass without sleeping."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def _entry(ip: str, answered_at: object, expires_at: object) -> dict:
     return {"addresses": [[2, ip]], "answered_at": answered_at, "expires_at": expires_at}
 
@@ -149,14 +141,6 @@ def _hold_lock(path) -> int:
     fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
-
-
-@pytest.fixture
-def clock(monkeypatch) -> FakeClock:
-    """The cache's monotonic clock (its module-level ``_monotonic`` seam), moved by hand."""
-    fake = FakeClock()
-    monkeypatch.setattr(cache_module, "_monotonic", fake)
-    return fake
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
@@ -188,12 +172,12 @@ def test_a_file_owned_by_another_user_is_refused(make_cache, tmp_path, caplog):
 
 
 @needs_root
-def test_a_file_owned_by_another_user_is_never_overwritten(dns_server, make_cache, tmp_path, caplog):
+def test_a_file_owned_by_another_user_is_never_overwritten(resolver, make_cache, tmp_path, caplog):
     path = tmp_path / "dns.json"
     _live_file(path, ip="127.0.0.9")
     os.chown(path, 65534, 65534)
     before = path.read_bytes()
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     with caplog.at_level(logging.WARNING, logger="resilient_aws"):
         cache = make_cache(persist_path=str(path))
         assert ips(cache.resolve(NAME, 443)) == ["127.0.0.5"]
@@ -202,10 +186,10 @@ def test_a_file_owned_by_another_user_is_never_overwritten(dns_server, make_cach
     assert len(_warnings(caplog)) == 1  # the refused load; the refused writes say nothing more
 
 
-def test_a_fifo_at_the_path_does_not_hang_client_creation(dns_server, tmp_path, caplog):
+def test_a_fifo_at_the_path_does_not_hang_client_creation(tmp_path, caplog):
     path = tmp_path / "dns.json"
     os.mkfifo(path, 0o600)
-    dns = resilient_aws.DnsPolicy(nameservers=["127.0.0.1"], port=dns_server.port, timeout=0.5,
+    dns = resilient_aws.DnsPolicy(nameservers=["127.0.0.1"], port=9, timeout=0.5,  # never asked: no query
                                   persist_path=str(path))
     session = resilient_aws.Session(region_name="us-east-1", policy=resilient_aws.Policy(dns=dns),
                                     aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -257,13 +241,13 @@ def test_a_symlink_is_refused(make_cache, tmp_path, caplog):
     assert cache.stats()["persisted_loads"] == 0
 
 
-def test_a_symlink_at_the_path_is_never_written_through_or_replaced(dns_server, make_cache, tmp_path):
+def test_a_symlink_at_the_path_is_never_written_through_or_replaced(resolver, make_cache, tmp_path):
     target = tmp_path / "elsewhere.json"
     _live_file(target, ip="127.0.0.9")
     before = target.read_bytes()
     path = tmp_path / "dns.json"
     path.symlink_to(target)
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     cache = make_cache(persist_path=str(path))
     cache.resolve(NAME, 443)
     cache.close()
@@ -281,12 +265,12 @@ def test_a_file_larger_than_4_mib_is_ignored_with_one_warning(make_cache, tmp_pa
     assert cache.stats()["persisted_loads"] == 0
 
 
-def test_a_directory_writable_by_others_is_not_written_to(dns_server, make_cache, tmp_path, caplog):
+def test_a_directory_writable_by_others_is_not_written_to(resolver, make_cache, tmp_path, caplog):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)  # anyone may swap files here
     path = shared / "dns.json"
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     with caplog.at_level(logging.WARNING, logger="resilient_aws"):
         cache = make_cache(persist_path=str(path))
         cache.resolve(NAME, 443)
@@ -296,38 +280,38 @@ def test_a_directory_writable_by_others_is_not_written_to(dns_server, make_cache
     assert len(warnings) == 1 and str(shared) in warnings[0] and "directory" in warnings[0]
 
 
-def test_a_sticky_shared_directory_like_tmp_is_written_to(dns_server, make_cache, tmp_path):
+def test_a_sticky_shared_directory_like_tmp_is_written_to(resolver, make_cache, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)  # others may add files but not replace ours
     path = shared / "dns.json"
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     make_cache(persist_path=str(path)).resolve(NAME, 443)
     assert set(_names(path)) == {NAME}
 
 
-def test_the_file_and_its_lock_are_private_to_their_owner(dns_server, make_cache, tmp_path):
+def test_the_file_and_its_lock_are_private_to_their_owner(resolver, make_cache, tmp_path):
     path = tmp_path / "dns.json"
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     make_cache(persist_path=str(path)).resolve(NAME, 443)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(f"{path}.lock").st_mode) == 0o600
 
 
-def test_a_corrupt_file_is_replaced_by_the_next_write(dns_server, make_cache, tmp_path):
+def test_a_corrupt_file_is_replaced_by_the_next_write(resolver, make_cache, tmp_path):
     path = tmp_path / "dns.json"
     path.write_bytes(b"{not json")
-    dns_server.set(NAME, a=["127.0.0.5"], ttl=30)
+    resolver.set(NAME, ["127.0.0.5"], ttl=30)
     make_cache(persist_path=str(path)).resolve(NAME, 443)
     assert set(_names(path)) == {NAME}
 
 
 # -- never past max_stale from now ---------------------------------------------------------------------------
-def test_a_far_future_expiry_is_clamped_to_max_stale_from_now(dns_server, make_cache, tmp_path, clock):
+def test_a_far_future_expiry_is_clamped_to_max_stale_from_now(resolver, make_cache, tmp_path, clock):
     path = tmp_path / "dns.json"
     now = time.time()
     _write(path, {NAME: _entry("127.0.0.5", now, now + 10 * YEAR)})  # forged, or a writer's clock far ahead
-    dns_server.set_mode(NAME, "empty")  # the outage: only the loaded answer can be served
+    resolver.set_mode(NAME, "empty")  # the outage: only the loaded answer can be served
     cache = make_cache(persist_path=str(path), max_stale=60)
     assert ips(cache.resolve(NAME, 443)) == ["127.0.0.5"]
     clock.advance(61)
@@ -335,23 +319,16 @@ def test_a_far_future_expiry_is_clamped_to_max_stale_from_now(dns_server, make_c
         cache.resolve(NAME, 443)
 
 
-def test_a_wall_clock_that_was_behind_cannot_extend_max_stale(dns_server, tmp_path, clock):
+def test_a_wall_clock_that_was_behind_cannot_extend_max_stale(resolver, make_cache, tmp_path, clock):
     path = tmp_path / "dns.json"
     _live_file(path)  # written with a correct clock: expires in 30 s
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n")
-    dns_server.set_mode(NAME, "empty")
-    policy = DnsPolicy(nameservers=["127.0.0.1"], port=dns_server.port, timeout=0.5, recheck_interval=0.3,
-                       min_ttl=0.0, max_stale=60, persist_path=str(path))
+    resolver.set_mode(NAME, "empty")
     # This process's clock is a year behind (no NTP yet): the stored expiry looks a year ahead.
-    cache = DnsCache(policy, hosts_path=str(hosts), wall_clock=lambda: time.time() - YEAR)
-    try:
-        assert ips(cache.resolve(NAME, 443)) == ["127.0.0.5"]
-        clock.advance(61)
-        with pytest.raises(DnsLookupError):
-            cache.resolve(NAME, 443)
-    finally:
-        cache.close()
+    cache = make_cache(max_stale=60, persist_path=str(path), wall_clock=lambda: time.time() - YEAR)
+    assert ips(cache.resolve(NAME, 443)) == ["127.0.0.5"]
+    clock.advance(61)
+    with pytest.raises(DnsLookupError):
+        cache.resolve(NAME, 443)
 
 
 @pytest.mark.parametrize("field", ["answered_at", "expires_at"])
@@ -372,10 +349,10 @@ def test_an_entry_with_invalid_times_is_dropped_with_one_warning(make_cache, tmp
 
 
 # -- merge on write ------------------------------------------------------------------------------------------
-def test_two_writers_keep_each_others_names(dns_server, make_cache, tmp_path):
+def test_two_writers_keep_each_others_names(resolver, make_cache, tmp_path):
     path = tmp_path / "dns.json"
     for name, ip in ((NAME, "127.0.0.5"), (B_NAME, "127.0.0.6"), (C_NAME, "127.0.0.7")):
-        dns_server.set(name, a=[ip], ttl=30)
+        resolver.set(name, [ip], ttl=30)
     first = make_cache(persist_path=str(path))
     second = make_cache(persist_path=str(path))  # another process: it never saw the first one's names
     first.resolve(NAME, 443)
@@ -388,18 +365,15 @@ def test_concurrent_writers_keep_every_name(tmp_path):
     path = tmp_path / "dns.json"
     now = time.time()
     stores = [AnswerStore(str(path)), AnswerStore(str(path))]  # separate lock fds: they exclude each other
-    results: list[bool] = []
+    names = (NAME, B_NAME)
+    results: list[list[bool]] = [[], []]
 
-    def write(store: AnswerStore, name: str) -> None:
-        for i in range(30):
-            results.append(store.save({name: _entry("127.0.0.5", now + i, now + 30)}))
+    def write(i: int) -> None:
+        for n in range(30):
+            results[i].append(stores[i].save({names[i]: _entry("127.0.0.5", now + n, now + 30)}))
 
-    threads = [threading.Thread(target=write, args=(s, n)) for s, n in zip(stores, (NAME, B_NAME), strict=True)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert all(results) and len(results) == 60
+    run_in_threads(2, write, timeout=30)
+    assert results == [[True] * 30, [True] * 30]
     assert set(_names(path)) == {NAME, B_NAME}
 
 
@@ -438,24 +412,38 @@ def test_names_past_max_stale_are_dropped_from_the_file_on_write(tmp_path):
 def test_a_writer_reads_the_file_again_under_the_lock(tmp_path):
     path = tmp_path / "dns.json"
     now = time.time()
-    store = AnswerStore(str(path), lock_timeout=10)
+    polling = threading.Event()
+
+    def sleep(seconds: float) -> None:  # the store polls the lock: it found it taken
+        polling.set()
+        time.sleep(seconds)
+
+    store = AnswerStore(str(path), lock_timeout=10, sleep=sleep)
     lock_fd = _hold_lock(path)
     try:
         writing = threading.Thread(target=store.save, args=({NAME: _entry("127.0.0.5", now, now + 30)},))
         writing.start()
-        writing.join(timeout=0.3)
+        assert polling.wait(10), "the write did not find the lock taken"
         assert writing.is_alive(), "the write did not wait for the lock"
         _write(path, {B_NAME: _entry("127.0.0.6", now, now + 30)})  # the lock holder's own write
     finally:
         os.close(lock_fd)
     writing.join(timeout=10)
+    assert not writing.is_alive()
     assert set(_names(path)) == {NAME, B_NAME}
 
 
 def test_a_lock_held_too_long_makes_the_write_give_up_with_one_warning(tmp_path, caplog):
     path = tmp_path / "dns.json"
     now = time.time()
-    store = AnswerStore(str(path), lock_timeout=0.05)
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the store's poll: time passes, on the test's clock only
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    store = AnswerStore(str(path), lock_timeout=1.0, monotonic=clock, sleep=sleep)
     lock_fd = _hold_lock(path)
     try:
         with caplog.at_level(logging.WARNING, logger="resilient_aws"):
@@ -464,6 +452,8 @@ def test_a_lock_held_too_long_makes_the_write_give_up_with_one_warning(tmp_path,
     finally:
         os.close(lock_fd)
     assert not path.exists()
+    assert 2 * 1.0 <= sum(slept) < 2 * (1.0 + 0.05)  # each write waited out its 1 s bound, no longer
+    assert max(slept) <= 0.05  # polling backs off to at most 50 ms
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and str(path) in warnings[0] and "lock" in warnings[0]
 

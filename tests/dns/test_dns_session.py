@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from dns_helpers import NAME, ZONE
+from support.dns import NAME, ZONE
 
 import resilient_aws
 from resilient_aws.dns import is_attached

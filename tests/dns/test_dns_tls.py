@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import trustme
 from botocore.exceptions import SSLError
-from dns_helpers import ZONE, JsonServer, make_client
+from support.dns import ZONE, JsonServer, make_client
 
 from resilient_aws.dns import attach_dns
 
@@ -37,11 +37,11 @@ def tls_server(ca, dns_server) -> Iterator[tuple[JsonServer, list[str]]]:
         yield server, sni
 
 
-def test_https_through_a_cached_address_verifies_the_real_name(ca, tls_server, make_cache, tmp_path):
+def test_https_through_a_cached_address_verifies_the_real_name(ca, tls_server, make_live_cache, tmp_path):
     server, sni = tls_server
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
-    cache = make_cache()
+    cache = make_live_cache()
     client = make_client(f"https://{SECURE}:{server.port}", verify=str(bundle))
     attach_dns(client, cache)
     assert client.list_tables()["TableNames"] == []
@@ -49,12 +49,12 @@ def test_https_through_a_cached_address_verifies_the_real_name(ca, tls_server, m
     assert cache.addresses(SECURE) == ["127.0.0.1"]
 
 
-def test_a_certificate_for_another_name_fails_verification(ca, tls_server, make_cache, tmp_path):
+def test_a_certificate_for_another_name_fails_verification(ca, tls_server, make_live_cache, tmp_path):
     server, sni = tls_server
     bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     client = make_client(f"https://{WRONG}:{server.port}", verify=str(bundle))
-    attach_dns(client, make_cache())
+    attach_dns(client, make_live_cache())
     with pytest.raises(SSLError) as info:
         client.list_tables()
     assert "hostname" in str(info.value).lower() or "match" in str(info.value).lower()
