@@ -111,10 +111,14 @@ class ResilientClient:
         return _compat.route_waiter(waiter, method)
 
     def close(self) -> None:
-        """Close the connection pools of every region client created so far."""
+        """Close the connection pools of every region client created so far (and the DNS cache when
+        this client owns it: a client made by ``wrap()``; a session's cache is the session's)."""
         for lane in self._lanes:
             if lane.created:
                 lane.client().close()
+        owned = self.__dict__.get("_owned")
+        if owned is not None:
+            owned.close()
 
     def __enter__(self) -> ResilientClient:
         return self

@@ -101,8 +101,15 @@ class _Shared:
                 if self._dns is None:
                     from .dns import DnsCache
 
-                    self._dns = DnsCache(self.policy.dns, self.emitter)
+                    self._dns = DnsCache(self.policy.dns, self.emitter, timing=self.timing)
         return self._dns
+
+    def close(self) -> None:
+        """Flush and stop the DNS cache (its last answers are persisted when ``persist_path`` is set)."""
+        with self._dns_lock:
+            dns, self._dns = self._dns, None
+        if dns is not None:
+            dns.close()
 
     def prepare(self, client: BaseClient, primary: BaseClient | None) -> BaseClient:
         """Per-region client set-up: share the primary's exception classes (so ``except
@@ -179,6 +186,18 @@ class Session(boto3.Session):
     def __repr__(self) -> str:
         return (f"resilient_aws.Session(region_name={self.region_name!r}, "
                 f"failover_regions={list(self.failover_regions)!r})")
+
+    def close(self) -> None:
+        """Release what the session holds beyond its clients: the DNS cache (persisting its last
+        good answers when ``DnsPolicy.persist_path`` is set). Clients made earlier keep working; a
+        client made later starts a new cache."""
+        self._shared.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def add_listener(self, listener: Listener) -> None:
         """Receive the events of every client of this session (failure path only)."""

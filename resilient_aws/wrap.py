@@ -75,4 +75,6 @@ def wrap(
         policy = dataclasses.replace(policy, failover=failover)
     lanes = [RegionLane(primary, shared.health.get(service, primary, custom), factory, client=client)]
     lanes += [RegionLane(r, shared.health.get(service, r, urls.get(r)), factory) for r in fallbacks]
-    return ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
+    hardened = ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
+    hardened._owned = shared  # no session to close it: the client's close() releases the DNS cache
+    return hardened

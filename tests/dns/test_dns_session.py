@@ -48,3 +48,15 @@ def test_a_dead_name_with_no_region_left_is_an_endpoint_connection_error(dns_ser
                    failover_regions=[])
     with pytest.raises(EndpointConnectionError):
         ddb.list_tables()
+
+
+def test_closing_a_session_persists_its_dns_answers(dns_server, moto_port, tmp_path):
+    import json
+
+    dns_server.set(NAME, a=["127.0.0.1"], ttl=30)
+    path = tmp_path / "lkg.json"
+    with session(dns_server, persist_path=str(path)) as s:
+        ddb = s.client("dynamodb", endpoint_urls={"us-east-1": f"http://{NAME}:{moto_port}",
+                                                  "us-west-2": f"http://127.0.0.1:{moto_port}"})
+        assert "TableNames" in ddb.list_tables()
+    assert NAME in json.loads(path.read_text())["names"]
