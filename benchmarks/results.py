@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     dns = dns_out.strip()
     if dns.startswith("## "):
         dns = "\n".join(dns.splitlines()[1:]).strip()
-    drill_table = drill_out[drill_out.index("client "):].strip() if "client " in drill_out else drill_out.strip()
+    start = drill_out.find("\nbotocore ")  # the table starts with its botocore version line
+    drill_table = drill_out[start + 1:].strip() if start >= 0 else drill_out.strip()
 
     import resilient_aws
 

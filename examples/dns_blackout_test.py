@@ -5,7 +5,7 @@ After 2025-10-20 the advice is to rehearse DNS blackouts on purpose. The ``aws_o
 us-east-1 and us-west-2 and a DNS server for their names, and lets the test break and heal them
 while your code runs. Nothing leaves the machine; no AWS account is needed.
 
-Run it:
+Run it (needs ``pip install 'resilient-aws[drill]'`` and pytest):
 
     pytest examples/dns_blackout_test.py
 

@@ -5,7 +5,7 @@ session comes from: ``resilient_aws.Session`` instead of ``boto3.Session``. Its 
 same methods, exceptions, paginators and waiters, and they keep working when the DynamoDB name stops
 resolving, as ``dynamodb.us-east-1.amazonaws.com`` did on 2025-10-20.
 
-Run it (no AWS account needed; everything runs on loopback):
+Run it (no AWS account needed; everything runs on loopback; needs ``pip install 'resilient-aws[drill]'``):
 
     python examples/drop_in_session.py
 """

@@ -5,7 +5,7 @@ when it answers 503 or stops answering, reads move to us-west-2 within the same 
 breaker stops sending traffic to the dead region, and traffic returns when it heals. Writes stay in
 the primary unless the policy allows them to move (global tables are last-writer-wins).
 
-Run it (no AWS account needed; both regions run on loopback):
+Run it (no AWS account needed; both regions run on loopback; needs ``pip install 'resilient-aws[drill]'``):
 
     python examples/dynamodb_failover.py
 """

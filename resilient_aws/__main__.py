@@ -3,6 +3,9 @@
     python -m resilient_aws drill              # about 50 s: the outage drill
     python -m resilient_aws drill --quick      # under 20 s
     python -m resilient_aws drill --json drill.json --plot drill.png --dns bind
+
+The drill needs the ``drill`` extra (moto's HTTP server): ``pip install 'resilient-aws[drill]'``. This
+module imports none of it, so ``--help`` and the dependency check work on a bare install.
 """
 
 from __future__ import annotations
@@ -11,6 +14,15 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+
+#: What the drill imports beyond the core dependencies, and the requirement that brings each one; all of
+#: them come with the ``drill`` extra.
+_DRILL_MODULES = (
+    ("moto", "moto[server,dynamodb]"),
+    ("flask", "moto[server,dynamodb]"),  # moto's HTTP server runs on Flask
+    ("werkzeug", "werkzeug"),
+)
+DRILL_INSTALL = "pip install 'resilient-aws[drill]'"
 
 
 def _positive_int(text: str) -> int:
@@ -59,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     drill = sub.add_parser(
         "drill", help="outage drill on loopback: botocore vs resilient_aws while us-east-1 breaks",
-        description="Run the same DynamoDB load through botocore legacy mode, botocore standard mode and "
-                    "resilient_aws while us-east-1's DNS record is emptied, then it answers 503, then it is "
-                    "unreachable. Everything runs on loopback; no AWS account is used.")
+        description="Run the same DynamoDB load through botocore in legacy retry mode (boto3's default on "
+                    "2025-10-20), botocore in standard retry mode (the default of recent botocore; the drill "
+                    "prints your version and its default) and resilient_aws while us-east-1's DNS record is "
+                    "emptied, then it answers 503, then it is unreachable. Everything runs on loopback; no AWS "
+                    f"account is used. Needs the drill extra: {DRILL_INSTALL}")
     drill.add_argument("--quick", action="store_true", help="shorter phases: under 20 s in all (default: under 60 s)")
     drill.add_argument("--json", metavar="PATH", help="write the numbers to PATH")
     drill.add_argument("--plot", metavar="PATH",
@@ -78,22 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _missing_drill_dependencies() -> list[str]:
-    """Test-time packages the drill runs on (moto's server, boto3), absent from a bare install."""
+    """The requirements of the ``drill`` extra whose modules are absent (a bare ``pip install resilient-aws``)."""
     import importlib.util
 
-    return [name for name in ("moto", "werkzeug", "boto3") if importlib.util.find_spec(name) is None]
+    missing: list[str] = []
+    for module, requirement in _DRILL_MODULES:
+        if importlib.util.find_spec(module) is None and requirement not in missing:
+            missing.append(requirement)
+    return missing
 
 
 def _drill(args: argparse.Namespace) -> int:
     missing = _missing_drill_dependencies()
     if missing:
-        print(f"resilient-aws drill: needs {', '.join(missing)} (moto's DynamoDB server plays AWS on loopback); "
-              "install them with: pip install 'resilient-aws[test]'", file=sys.stderr)
+        print(f"resilient-aws drill: needs {', '.join(missing)}, which are not installed (moto's DynamoDB server "
+              f"plays AWS on loopback); install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
         return 2
     from .drill import DrillConfig, run_drill
     from .drill.bind import BindUnavailable
     from .drill.report import format_table, write_json, write_plot
-    from .testing.aws import PortInUseError
+    from .testing.endpoint import PortInUseError
 
     cfg = DrillConfig(quick=args.quick, threads=args.threads, rate=args.rate, write_ratio=args.write_ratio,
                       port=args.port, dns=args.dns, live=False if args.no_live else None)
@@ -104,6 +122,9 @@ def _drill(args: argparse.Namespace) -> int:
         return 2
     except BindUnavailable as e:
         print(f"resilient-aws drill: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:  # a part of the extra missing that the check above does not name
+        print(f"resilient-aws drill: {e}; install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
         return 2
     print(format_table(result), end="")
     print(f"drill finished in {result.duration:.1f} s")

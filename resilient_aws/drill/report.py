@@ -1,4 +1,8 @@
-"""The drill's outputs: the comparison table, the JSON file, the optional timeline plot."""
+"""The drill's outputs: the comparison table, the JSON file, the optional timeline plot.
+
+Why a module of its own: the numbers (:mod:`~resilient_aws.drill.metrics`) are the drill's result; how
+they are shown is not, and matplotlib, an optional extra, is imported here only.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import os
 import tempfile
 from typing import Any
 
-from .runner import CLIENTS, PRIMARY, SECONDARY, DrillResult
+from .clients import CLIENTS, modes_line
+from .config import PRIMARY, SECONDARY
+from .metrics import DrillResult
 
 __all__ = ["format_table", "write_json", "write_plot"]
 
@@ -37,8 +43,12 @@ def _row(title: str, r: dict[str, Any]) -> str:
 
 def format_table(result: DrillResult) -> str:
     """One block per phase, one row per client; attempts, DNS queries and requests per region are the
-    servers' counts, calls and latency the workload's."""
-    lines = ["", *_header()]
+    servers' counts, calls and latency the workload's. A first line names the botocore version and the
+    retry mode of each botocore row."""
+    lines = [""]
+    if result.botocore:
+        lines.append(modes_line(result.botocore))
+    lines.extend(_header())
     for i, phase in enumerate(result.phases, 1):
         lines.append(f"-- {i}/{len(result.phases)} {phase['name']}: {phase['title']} "
                      f"({phase['end'] - phase['start']:.1f} s)")

@@ -16,10 +16,10 @@ each piece while it runs:
 
 With pytest, the plugin (installed with the package) provides the fixture ``aws_outage_drill``.
 
-The pieces are importable on their own: :class:`LoopbackEndpoint` (``resilient_aws.testing.aws``)
-and :class:`LoopbackDnsServer` (``resilient_aws.testing.dns_server``). Imports are lazy so that
-``import resilient_aws.testing`` does not pull in moto until a drill is used; moto (``moto[server]``)
-is a test-time dependency only.
+The pieces are importable on their own: :class:`LoopbackEndpoint` (``resilient_aws.testing.aws``,
+which gathers the endpoint's modules) and :class:`LoopbackDnsServer` (``resilient_aws.testing.dns_server``).
+Imports are lazy so that ``import resilient_aws.testing`` does not pull in moto or werkzeug until
+a drill is used; they come with the ``drill`` extra: ``pip install 'resilient-aws[drill]'``.
 """
 
 from __future__ import annotations
@@ -27,16 +27,17 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "LoopbackEndpoint": ".aws",
-    "EndpointCounts": ".aws",
-    "PortInUseError": ".aws",
-    "TEST_CREDENTIALS": ".aws",
-    "create_table": ".aws",
-    "plain_client": ".aws",
-    "put_items": ".aws",
-    "seed_regions": ".aws",
-    "start_region_endpoints": ".aws",
-    "loopback_endpoints": ".aws",
+    "LoopbackEndpoint": ".endpoint",
+    "PortInUseError": ".endpoint",
+    "start_region_endpoints": ".endpoint",
+    "loopback_endpoints": ".endpoint",
+    "EndpointCounts": ".counters",
+    "TAG_HEADER": ".counters",
+    "TEST_CREDENTIALS": ".tables",
+    "create_table": ".tables",
+    "plain_client": ".tables",
+    "put_items": ".tables",
+    "seed_regions": ".tables",
     "LoopbackDnsServer": ".dns_server",
     "OutageDrill": ".drill_env",
     "outage_drill": ".drill_env",

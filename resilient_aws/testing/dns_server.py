@@ -32,6 +32,8 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from .net import check_loopback, free_port
+
 MODES = ("answer", "empty", "nxdomain", "servfail", "drop")
 _POLL = 0.2  # seconds; how quickly the server threads notice stop()
 
@@ -55,8 +57,8 @@ class LoopbackDnsServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"LoopbackDnsServer listens on loopback only, not {host!r}")
+        check_loopback(host, "LoopbackDnsServer")
+        host = "127.0.0.1" if host == "localhost" else host  # resolvers take a nameserver's IP address
         self.host = host
         self._requested_port = port
         self.port = 0
@@ -113,13 +115,13 @@ class LoopbackDnsServer:
     # -- life cycle ----------------------------------------------------------------------------
     def start(self) -> LoopbackDnsServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        for _ in range(20):  # bounded: find a port free for both UDP and TCP
+        for _ in range(20):  # bounded: the free port may be taken by another program before we bind it
+            port = self._requested_port or free_port(self.host, udp=True)
             udp = socket.socket(family, socket.SOCK_DGRAM)
-            udp.bind((self.host, self._requested_port))
-            port = udp.getsockname()[1]
             tcp = socket.socket(family, socket.SOCK_STREAM)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
+                udp.bind((self.host, port))
                 tcp.bind((self.host, port))
             except OSError:
                 udp.close()

@@ -20,7 +20,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from .aws import TEST_CREDENTIALS, EndpointCounts, LoopbackEndpoint, plain_client, seed_regions, start_region_endpoints
+from .counters import EndpointCounts
+from .endpoint import LoopbackEndpoint, start_region_endpoints
+from .tables import TEST_CREDENTIALS, plain_client, seed_regions
 
 __all__ = ["DEFAULT_REGIONS", "DEFAULT_ZONE", "DnsBackend", "OutageDrill", "outage_drill"]
 

@@ -18,10 +18,12 @@ import pytest
 
 from resilient_aws.__main__ import build_parser
 from resilient_aws.testing.aws import LoopbackEndpoint
+from resilient_aws.testing.net import free_port
 
 pytestmark = pytest.mark.integration
 
 CLIENT_LABELS = ("legacy", "standard", "resilient")
+WARM_UP_CALLS = 1  # each client reads once before the clock starts (resilient_aws.drill.clients.warm_up)
 
 
 def _drill(*args: str, timeout: float = 55.0) -> subprocess.CompletedProcess[str]:
@@ -54,11 +56,13 @@ def test_quick_drill_runs_the_five_phases_in_order(quick):
     assert names == ["healthy", "dns-empty", "503", "unreachable", "recovery"]
 
 
-def test_every_call_is_either_ok_or_failed(quick):
-    for phase in quick["report"]["phases"]:
-        for label in CLIENT_LABELS:
-            row = phase["clients"][label]
-            assert row["calls"] == row["ok"] + row["failed"], (phase["name"], label)
+def test_healthy_calls_counted_by_the_workload_match_the_requests_the_servers_counted(quick):
+    # two sources: the workload records each call around it, the servers count requests by call tag;
+    # while everything is healthy every call is one request, so they must agree call for call
+    for label in CLIENT_LABELS:
+        row = _phase(quick["report"], "healthy")["clients"][label]
+        assert row["calls"] > 0, label
+        assert row["ok"] == row["calls"] == row["server_attempts"], label
 
 
 def test_servers_saw_at_least_one_request_per_successful_call(quick):
@@ -66,7 +70,32 @@ def test_servers_saw_at_least_one_request_per_successful_call(quick):
         for label in CLIENT_LABELS:
             row = phase["clients"][label]
             assert row["server_attempts"] >= row["ok"], (phase["name"], label)
-            assert row["server_attempts"] == sum(row["requests_by_region"].values())
+
+
+def test_resilient_aws_own_counts_agree_with_the_workload_and_the_servers(quick):
+    # resilient_aws.stats() counts calls and attempts inside the library: a second source, independent
+    # of the workload's records and of the servers' counters
+    report = quick["report"]
+    stats, totals = report["resilient_stats"], report["totals"]["resilient"]
+    assert stats["calls"] == totals["calls"] + WARM_UP_CALLS
+    assert stats["succeeded"] == totals["ok"] + WARM_UP_CALLS
+    # us-west-2 is never broken, so every attempt the library sent there reached the server
+    west = sum(p["clients"]["resilient"]["requests_by_region"]["us-west-2"] for p in report["phases"])
+    assert stats["regions"]["us-west-2"]["attempts"] == west > 0
+    # us-east-1 refused connections for a while: the server saw at most what the library sent
+    east = sum(p["clients"]["resilient"]["requests_by_region"]["us-east-1"] for p in report["phases"])
+    assert stats["regions"]["us-east-1"]["attempts"] >= east + WARM_UP_CALLS
+
+
+def test_requests_attributed_by_call_tag_add_up_to_those_counted_by_host_name(quick):
+    # each client has DNS names of its own, so the servers' per-Host counts are a second attribution of
+    # the same requests, from a header botocore sets, not from the drill's tag
+    report = quick["report"]
+    for region, counts in report["servers"].items():
+        for label in CLIENT_LABELS:
+            by_tag = sum(p["clients"][label]["requests_by_region"][region] for p in report["phases"])
+            by_host = counts["by_host"].get(f"{label}.dynamodb.{region}.drill.test", 0)
+            assert by_tag == by_host, (region, label)
 
 
 def test_resilient_aws_served_every_call_of_the_dns_phase(quick):
@@ -105,6 +134,24 @@ def test_the_table_is_printed_with_server_side_columns(quick):
     out = quick["stdout"]
     assert "us-east-1" in out and "attempts" in out and "DNS q" in out
     assert "Offered load served while the us-east-1 DNS record was empty" in out
+
+
+def test_the_botocore_rows_are_labelled_by_retry_mode_and_botocore_version(quick):
+    import botocore
+
+    out = quick["stdout"]
+    lines = out.splitlines()
+    header = lines[next(i for i, line in enumerate(lines) if line.startswith("client ")) - 1]  # above the table
+    assert header.startswith(f"botocore {botocore.__version__}: ")
+    assert '"botocore legacy" = retry mode legacy (boto3\'s default on 2025-10-20)' in header
+    assert '"botocore standard" = retry mode standard' in header
+    assert quick["report"]["botocore"]["version"] == botocore.__version__
+    default = quick["report"]["botocore"]["default_retry_mode"]
+    assert default in ("legacy", "standard", "adaptive")
+    if default == "standard" and quick["report"]["botocore"]["default_from"] == "botocore":
+        assert "retry mode standard (this botocore's default)" in header
+    # legacy mode is compared as the mode of 2025-10-20, never called the default of today's botocore
+    assert "default for years" not in out and "legacy mode was the default" not in out
 
 
 def test_the_report_records_what_each_server_received(quick):
@@ -152,12 +199,12 @@ def test_a_missing_moto_is_reported_with_the_install_command(monkeypatch, capsys
                         lambda name, *a: None if name == "moto" else real_find_spec(name, *a))
     assert main(["drill", "--quick"]) == 2
     err = capsys.readouterr().err
-    assert "needs moto" in err
-    assert "pip install 'resilient-aws[test]'" in err
+    assert "needs moto[server,dynamodb]" in err
+    assert "pip install 'resilient-aws[drill]'" in err
 
 
 def test_ctrl_c_stops_the_drill_and_frees_its_port():
-    port = _free_port()
+    port = free_port("127.0.0.1", "127.0.0.2")
     command = [sys.executable, "-m", "resilient_aws", "drill", "--quick", "--no-live", "--port", str(port)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -175,12 +222,6 @@ def test_ctrl_c_stops_the_drill_and_frees_its_port():
     assert "interrupted" in err
     with LoopbackEndpoint("127.0.0.1", port), LoopbackEndpoint("127.0.0.2", port):
         pass  # both addresses free again
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> bool:

@@ -8,6 +8,7 @@ import threading
 
 import botocore.exceptions
 import pytest
+from support.moto_state import tables_left_as_found
 
 from resilient_aws.testing.aws import (
     EndpointCounts,
@@ -20,6 +21,13 @@ from resilient_aws.testing.aws import (
 )
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_tables_left_behind():
+    """moto's data is per process: the tables made here must not show up in later modules' tests."""
+    with tables_left_as_found():
+        yield
 
 KEY = {"pk": {"S": "1"}}
 

@@ -7,6 +7,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+from support.moto_state import tables_left_as_found
 
 from resilient_aws.testing import OutageDrill, outage_drill, pytest_plugin
 
@@ -14,6 +15,13 @@ from resilient_aws.testing import OutageDrill, outage_drill, pytest_plugin
 aws_outage_drill = pytest_plugin.aws_outage_drill
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_tables_left_behind():
+    """moto's data is per process: the tables made here must not show up in later modules' tests."""
+    with tables_left_as_found():
+        yield
 
 KEY = {"pk": {"S": "1"}}
 ITEM = {"pk": {"S": "1"}, "v": {"S": "global"}}

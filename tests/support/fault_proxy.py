@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-from resilient_aws.testing.aws import _check_loopback as check_loopback
+from resilient_aws.testing.net import check_loopback
 
 __all__ = ["CORRUPT_CRC", "DELAY", "DROP", "FAIL", "FaultProxy", "Matcher", "RecordedRequest", "target"]
 
@@ -119,7 +119,7 @@ class _Fault:
 
 
 def _check_loopback(host: str) -> None:
-    check_loopback("127.0.0.1" if host == "localhost" else host)
+    check_loopback(host, "FaultProxy")
 
 
 class FaultProxy:
