@@ -42,6 +42,19 @@ class Event:
 
 Listener = Callable[[Event], None]
 
+_failed_listeners: set[int] = set()
+_failed_lock = threading.Lock()
+
+
+def _first_failure(listener: Listener) -> bool:
+    """True the first time ``listener`` raises (per process; listeners are few and long-lived)."""
+    key = id(listener)
+    with _failed_lock:
+        if key in _failed_listeners:
+            return False
+        _failed_listeners.add(key)
+        return True
+
 
 class Emitter:
     """A list of listeners. Adding is locked; emitting reads a tuple snapshot, so no lock is held
@@ -89,8 +102,12 @@ class Emitter:
         for listener in self._listeners:
             try:
                 listener(event)
-            except Exception:  # a metrics bug must not fail the AWS call
-                logger.exception("event listener %r raised; ignored", listener)
+            except Exception:  # a metrics bug must not fail the AWS call, nor flood the log in an outage
+                if _first_failure(listener):
+                    logger.exception("event listener %r raised; ignored (later failures of it are logged at DEBUG)",
+                                     listener)
+                else:
+                    logger.debug("event listener %r raised again; ignored", listener, exc_info=True)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

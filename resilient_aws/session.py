@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -177,6 +178,7 @@ class Session(boto3.Session):
         self.failover_regions: tuple[str, ...] = check_regions(region or "", failover_regions, known=known)
         self.policy: Policy = coerce_policy(policy)
         self._shared = _Shared(self.policy, coerce_timing(timing))
+        self._clients: weakref.WeakSet[ResilientClient] = weakref.WeakSet()
 
     @property
     def botocore_session(self) -> botocore.session.Session:
@@ -273,6 +275,12 @@ class Session(boto3.Session):
         failover = resolve_failover_operations(policy.failover, holder["primary"].meta.service_model, bc_session)
         if failover is not policy.failover:
             policy = dataclasses.replace(policy, failover=failover)
-        return ResilientClient(service_name, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
+        client = ResilientClient(service_name, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
+        self._clients.add(client)
+        return client
+
+    def clients(self) -> tuple[ResilientClient, ...]:
+        """The resilient clients of this session that are still alive (for metrics exporters)."""
+        return tuple(self._clients)
 
 

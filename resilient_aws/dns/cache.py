@@ -205,7 +205,7 @@ class DnsCache:
                     start_in_background = True
                     self._counters["rechecks" if e.failing_since is not None else "refreshes_ahead"] += 1
         if expired:
-            logger.warning("resilient_aws: last-known-good DNS answer for %s expired (max_stale %.0f s); "
+            logger.warning("last-known-good DNS answer for %s expired (max_stale %.0f s); "
                            "the name fails until it resolves again", host, self.policy.max_stale)
             self._emit(DNS_FAILURE, host, {"kind": "stale_expired", "max_stale": self.policy.max_stale})
         if start:
@@ -258,7 +258,7 @@ class DnsCache:
             except LookupFailure as failure:
                 answer = failure
             except Exception as exc:  # a resolver bug must not leave the name in flight forever
-                logger.exception("resilient_aws: DNS lookup of %s raised", host)
+                logger.exception("DNS lookup of %s raised", host)
                 answer = LookupFailure(host, "error", repr(exc))
             if isinstance(answer, Answer):
                 self._on_answer(host, e, answer)
@@ -299,13 +299,13 @@ class DnsCache:
             if host in self._entries:
                 self._index[host] = True  # refresh recency (and enforce the bound)
         if recovered_after is not None:
-            logger.warning("resilient_aws: DNS for %s answers again after %.1f s (%s); now %s", host,
+            logger.warning("DNS for %s answers again after %.1f s (%s); now %s", host,
                            recovered_after, "new addresses" if changed else "same addresses",
                            ", ".join(a[1] for a in answer.addresses))
             self._emit(DNS_RECOVERED, host, {"after_seconds": round(recovered_after, 3), "changed": changed,
                                              "addresses": [a[1] for a in answer.addresses]})
         elif changed and e.answered_at and logger.isEnabledFor(logging.DEBUG):
-            logger.debug("resilient_aws: DNS %s -> %s", host, ", ".join(a[1] for a in answer.addresses))
+            logger.debug("DNS %s -> %s", host, ", ".join(a[1] for a in answer.addresses))
         if persist:
             self._save()
 
@@ -327,7 +327,7 @@ class DnsCache:
                 c["stale_episodes"] += 1
                 started = True
         if started:
-            logger.warning("resilient_aws: DNS for %s failed (%s); serving last-known-good %s until it "
+            logger.warning("DNS for %s failed (%s); serving last-known-good %s until it "
                            "answers again (at most %.0f s more)", host, failure.kind,
                            ", ".join(a[1] for a in e.addresses), max(0.0, e.stale_until - now))
             self._emit(DNS_STALE, host, {"kind": failure.kind, "addresses": [a[1] for a in e.addresses]})
@@ -400,7 +400,7 @@ class DnsCache:
                 count += 1
             self._counters["persisted_loads"] += count
         if count:
-            logger.info("resilient_aws: loaded last-known-good DNS answers for %d name(s) from %s",
+            logger.info("loaded last-known-good DNS answers for %d name(s) from %s",
                         count, self.policy.persist_path)
 
     # -- introspection, life cycle -------------------------------------------------------------

@@ -73,7 +73,7 @@ class _CachedDnsMixin:
                     sock.close()
                 err = e
                 if len(infos) > 1:
-                    logger.debug("resilient_aws: connection to %s at %s failed (%s); trying the next address",
+                    logger.debug("connection to %s at %s failed (%s); trying the next address",
                                 host, sockaddr[0], e)
                 cache.report_failure(host, sockaddr[0])
                 continue
@@ -95,7 +95,7 @@ def attach_dns(client: Any, cache: DnsCache) -> None:
     http_session = getattr(getattr(client, "_endpoint", None), "http_session", None)
     pools = getattr(http_session, "_pool_classes_by_scheme", None)
     if not isinstance(pools, dict) or "http" not in pools or "https" not in pools:
-        logger.warning("resilient_aws: %r has no botocore URLLib3Session; DNS cache not attached", client)
+        logger.warning("%r has no botocore URLLib3Session; DNS cache not attached", client)
         return
     for scheme in ("http", "https"):
         pool_cls = pools[scheme]

@@ -123,19 +123,19 @@ class AnswerStore:
         try:
             found = self._read()
         except _Refused as e:
-            self._warn_once("resilient_aws: refusing DNS cache file %s (%s); starting without it", self.path, e)
+            self._warn_once("refusing DNS cache file %s (%s); starting without it", self.path, e)
             return None
         except _Corrupt as e:
-            self._warn_once("resilient_aws: ignoring corrupt DNS cache file %s (%s)", self.path, e)
+            self._warn_once("ignoring corrupt DNS cache file %s (%s)", self.path, e)
             return None
         except OSError as e:  # a read error on a file that passed every check
-            self._warn_once("resilient_aws: cannot read DNS cache file %s (%s); starting without it", self.path, e)
+            self._warn_once("cannot read DNS cache file %s (%s); starting without it", self.path, e)
             return None
         if found is None:
             return None
         names, dropped = found
         if dropped:
-            self._warn_once("resilient_aws: ignoring %d entr%s with invalid times in DNS cache file %s",
+            self._warn_once("ignoring %d entr%s with invalid times in DNS cache file %s",
                             dropped, "y" if dropped == 1 else "ies", self.path)
         return names
 
@@ -178,10 +178,10 @@ class AnswerStore:
                         payload = _dump(names)
                     self._replace(payload)
             except _Refused as e:
-                self._warn_once("resilient_aws: not writing DNS cache file %s (%s)", self.path, e)
+                self._warn_once("not writing DNS cache file %s (%s)", self.path, e)
                 return False
             except OSError as e:
-                self._warn_once("resilient_aws: cannot write DNS cache file %s (%s)", self.path, e)
+                self._warn_once("cannot write DNS cache file %s (%s)", self.path, e)
                 return False
             self.failed = False
             return True

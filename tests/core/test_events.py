@@ -56,3 +56,18 @@ def test_a_listener_that_raises_does_not_stop_the_others():
     emitter.add(listener)
     emitter.emit(Event("failover"))
     assert seen == ["failover"]
+
+
+def test_a_listener_that_keeps_raising_logs_one_traceback(caplog):
+    import logging
+
+    from resilient_aws.events import Emitter, Event
+
+    emitter = Emitter()
+    emitter.add(lambda event: 1 / 0)
+    with caplog.at_level(logging.DEBUG, logger="resilient_aws"):
+        for _ in range(5):
+            emitter.emit(Event("retry"))
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) == 4
