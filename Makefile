@@ -36,13 +36,13 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check resilient_aws tests benchmarks examples
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python -m resilient_aws bench overhead
 
 bench-storm: $(STAMP)
-	$(BIN)/python benchmarks/storm.py
+	$(BIN)/python -m resilient_aws bench storm
 
 bench-dns: $(STAMP)
-	$(BIN)/python benchmarks/dns_cache.py
+	$(BIN)/python -m resilient_aws bench dns
 
 # Every benchmark, in one run, into benchmarks/RESULTS.md (about 10 minutes; run it on a quiet machine).
 results: $(STAMP)

@@ -1,8 +1,10 @@
-"""Command line: ``python -m resilient_aws drill`` (also the ``resilient-aws`` console script).
+"""Command line: ``python -m resilient_aws drill|bench`` (also the ``resilient-aws`` console script).
 
     python -m resilient_aws drill              # about 50 s: the outage drill
     python -m resilient_aws drill --quick      # under 20 s
     python -m resilient_aws drill --json drill.json --plot drill.png --dns bind
+    python -m resilient_aws bench overhead     # about 20 s: what the wrapper costs, on your botocore
+    python -m resilient_aws bench all --markdown results.md   # overhead, storm, dns: about 4 minutes
 
 The drill needs the ``drill`` extra (moto's HTTP server): ``pip install 'resilient-aws[drill]'``. This
 module imports none of it, so ``--help`` and the dependency check work on a bare install.
@@ -88,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--rate", type=_rate, default=5.0, help="calls per second per thread (default: 5)")
     drill.add_argument("--write-ratio", type=_ratio, default=0.2, help="share of PutItem calls (default: 0.2)")
     drill.add_argument("--no-live", action="store_true", help="no updating status lines (one summary per phase)")
+    from .bench.cli import add_arguments as add_bench_arguments  # argparse only: no benchmark is imported
+
+    bench = sub.add_parser(
+        "bench", help="benchmarks on this machine and this botocore: hot-path overhead, retry storms, DNS cache",
+        description="Measure what resilient_aws costs here, against the installed botocore. Tables on stdout "
+                    "(Markdown), a progress line per round on stderr. The tenacity + pybreaker comparison needs "
+                    "the bench extra (pip install 'resilient-aws[bench]'); the storm benchmark needs the drill "
+                    f"extra ({DRILL_INSTALL}). Everything runs on loopback; no AWS account is used.")
+    add_bench_arguments(bench)
     return parser
 
 
@@ -137,6 +148,12 @@ def _drill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.cli import run  # the benchmarks, botocore and (for storm) moto load only now
+
+    return run(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``resilient-aws`` and ``python -m resilient_aws``. Returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -147,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "drill":
             return _drill(args)
+        if args.command == "bench":
+            return _bench(args)
         return 2  # pragma: no cover - argparse rejects unknown commands
     except KeyboardInterrupt:
         print("\ninterrupted; loopback servers stopped", file=sys.stderr)
