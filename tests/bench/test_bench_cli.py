@@ -21,6 +21,8 @@ HEADINGS = (
     "### 3. The wrapper alone, 8 threads calling one client",
 )
 
+pytestmark = pytest.mark.integration  # runs the benchmarks in subprocesses (servers on loopback)
+
 
 def _bench(*args: str, without: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``python -m resilient_aws bench ARGS``; with ``without``, as if that package were not installed."""

@@ -28,3 +28,11 @@ def counting_server():
     yield make
     for s in servers:
         s.close()
+
+
+def pytest_collection_modifyitems(items):
+    """Everything in tests/integration talks to real servers on loopback: mark it, so that
+    ``pytest -m "not integration"`` is the quick, server-free part of the suite."""
+    for item in items:
+        if "tests/integration/" in item.nodeid:
+            item.add_marker(pytest.mark.integration)
