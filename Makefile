@@ -19,6 +19,7 @@ venv: $(STAMP)
 # The suite on the newest allowed botocore (this venv), with its slowest tests listed.
 test: $(STAMP)
 	$(BIN)/python -m ruff check resilient_aws tests benchmarks examples noxfile.py
+	$(BIN)/python -m mypy --strict examples
 	$(BIN)/python -m pytest -q --durations=15
 
 # The suite on the oldest and the newest allowed botocore, each in a fresh venv (noxfile.py), and the
@@ -49,4 +50,4 @@ results: $(STAMP)
 	$(BIN)/python benchmarks/results.py
 
 clean:
-	rm -rf $(VENV) .nox build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .nox .mypy_cache build *.egg-info .pytest_cache .ruff_cache

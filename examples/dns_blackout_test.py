@@ -15,24 +15,31 @@ without pytest, ``with resilient_aws.testing.outage_drill() as aws:`` gives the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
+if TYPE_CHECKING:  # annotations only: pip install 'types-boto3[dynamodb]' to type-check, not to run
+    from types_boto3_dynamodb import DynamoDBClient
 
-def load_profile(ddb, user: str) -> str:
+    from resilient_aws.testing import OutageDrill
+
+
+def load_profile(ddb: DynamoDBClient, user: str) -> str:
     """The application code under test."""
     return ddb.get_item(TableName="profiles", Key={"pk": {"S": user}})["Item"]["name"]["S"]
 
 
 @pytest.fixture
-def profiles(aws_outage_drill):
+def profiles(aws_outage_drill: OutageDrill) -> DynamoDBClient:
     aws_outage_drill.create_table("profiles", [{"pk": {"S": "user-1"}, "name": {"S": "Ada"}}])  # both regions
-    ddb = aws_outage_drill.client("dynamodb")  # resilient_aws client aimed at the loopback regions
+    ddb: DynamoDBClient = aws_outage_drill.client("dynamodb")  # a resilient_aws client, loopback regions
     assert load_profile(ddb, "user-1") == "Ada"  # learns us-east-1's address while DNS is healthy
     aws_outage_drill.reset_counts()
     return ddb
 
 
-def test_profiles_load_while_the_dns_record_is_empty(aws_outage_drill, profiles):
+def test_profiles_load_while_the_dns_record_is_empty(aws_outage_drill: OutageDrill, profiles: DynamoDBClient) -> None:
     aws_outage_drill.dns_empty("us-east-1")  # NOERROR with no records: the 2025-10-20 answer
     for _ in range(20):
         assert load_profile(profiles, "user-1") == "Ada"
@@ -40,13 +47,15 @@ def test_profiles_load_while_the_dns_record_is_empty(aws_outage_drill, profiles)
     assert aws_outage_drill.dns_queries("us-east-1") <= 2  # and DNS was not hammered
 
 
-def test_profiles_load_from_us_west_2_when_us_east_1_answers_503(aws_outage_drill, profiles):
+def test_profiles_load_from_us_west_2_when_us_east_1_answers_503(aws_outage_drill: OutageDrill,
+                                                                  profiles: DynamoDBClient) -> None:
     aws_outage_drill.fail("us-east-1", 503)
     assert load_profile(profiles, "user-1") == "Ada"
     assert aws_outage_drill.requests("us-west-2") == 1
 
 
-def test_profiles_load_when_dns_is_gone_and_us_east_1_is_unreachable(aws_outage_drill, profiles):
+def test_profiles_load_when_dns_is_gone_and_us_east_1_is_unreachable(aws_outage_drill: OutageDrill,
+                                                                      profiles: DynamoDBClient) -> None:
     aws_outage_drill.dns_nxdomain("us-east-1")
     aws_outage_drill.unreachable("us-east-1")
     for _ in range(5):
@@ -54,7 +63,7 @@ def test_profiles_load_when_dns_is_gone_and_us_east_1_is_unreachable(aws_outage_
     assert aws_outage_drill.requests("us-west-2") == 5
 
 
-def test_writes_stay_in_the_primary_by_default(aws_outage_drill, profiles):
+def test_writes_stay_in_the_primary_by_default(aws_outage_drill: OutageDrill, profiles: DynamoDBClient) -> None:
     aws_outage_drill.fail("us-east-1", 503)
     with pytest.raises(profiles.exceptions.ClientError):
         profiles.put_item(TableName="profiles", Item={"pk": {"S": "user-2"}, "name": {"S": "Grace"}})

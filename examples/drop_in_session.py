@@ -24,8 +24,9 @@ def make_session(policy: resilient_aws.Policy | None = None) -> resilient_aws.Se
     return resilient_aws.Session(boto3_session=boto3.Session(region_name="us-east-1"), policy=policy)
 
 
-def recent_orders(session, endpoint_url: str | None = None) -> list[str]:
-    """Application code, unchanged: plain boto3 calls (``endpoint_url`` is None in production)."""
+def recent_orders(session: boto3.Session, endpoint_url: str | None = None) -> list[str]:
+    """Application code, unchanged: plain boto3 calls (``endpoint_url`` is None in production). With
+    ``types-boto3[dynamodb]`` installed, a type checker sees ``ddb`` as a ``DynamoDBClient``."""
     ddb = session.client("dynamodb", endpoint_url=endpoint_url)
     pages = ddb.get_paginator("scan").paginate(TableName="orders")
     return sorted(item["pk"]["S"] for page in pages for item in page["Items"])
@@ -45,7 +46,7 @@ def main() -> int:
         # plain boto3 for comparison, resolving through the drill's DNS server like a stock process
         plain = boto3.Session(region_name="us-east-1")
         plain_ddb = plain.client("dynamodb", endpoint_url=url)
-        attach_uncached_dns(plain_ddb, [aws.dns.host], aws.dns_port)
+        attach_uncached_dns(plain_ddb, [aws.dns_host], aws.dns_port)
         # ---- end of plumbing ----
 
         session = make_session(policy=aws.policy())

@@ -13,9 +13,14 @@ Run it (no AWS account needed; both regions run on loopback; needs ``pip install
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import resilient_aws
 from resilient_aws.testing import outage_drill
+
+if TYPE_CHECKING:  # annotations only: pip install 'types-boto3[dynamodb]' to type-check, not to run
+    from types_boto3_dynamodb import DynamoDBClient
 
 POLICY = resilient_aws.Policy(
     # a short window and open time, so that this 10-second example shows the breaker opening and
@@ -24,7 +29,7 @@ POLICY = resilient_aws.Policy(
 )
 
 
-def read_for(ddb, seconds: float) -> tuple[int, int]:
+def read_for(ddb: DynamoDBClient, seconds: float) -> tuple[int, int]:
     """Read for ``seconds``; return (ok, failed)."""
     ok = failed = 0
     deadline = time.monotonic() + seconds
@@ -45,9 +50,10 @@ def main() -> int:
 
         session = aws.session(POLICY)  # = resilient_aws.Session(region_name="us-east-1",
         #                                    failover_regions=["us-west-2"], policy=POLICY, ...)
+        # a resilient_aws.ResilientClient: a DynamoDBClient to read_for(), with stats() of its own
         ddb = session.client("dynamodb", endpoint_urls=aws.endpoint_urls())
 
-        steps = [
+        steps: list[tuple[str, Callable[[], None]]] = [
             ("healthy", lambda: None),
             ("us-east-1 answers 503", lambda: aws.fail("us-east-1", 503)),
             ("us-east-1 unreachable", lambda: aws.unreachable("us-east-1")),

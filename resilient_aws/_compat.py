@@ -1,3 +1,5 @@
+# This module is where the private botocore/urllib3 names live, and botocore-stubs declares public names only:
+# mypy: disable-error-code="attr-defined"
 """Every private botocore/urllib3 name resilient_aws relies on, in one place, checked at import.
 
 Why: botocore and urllib3 do not promise to keep these names. If an upgrade moves one, resilient_aws
@@ -100,13 +102,13 @@ def check() -> None:
     ):
         if not _assigned_in(owner.__init__, attribute):
             raise _moved(f"{owner.__module__}.{owner.__qualname__}.{attribute}", why)
-    for owner, attribute, why in (
+    for cls, method, why in (
         (BaseClient, "_get_credentials", "give failover clients the wrapped client's credentials"),
         (URLLib3Session, "_get_pool_manager_kwargs", "give a forked child fresh connection pools"),
         (urllib3.connection.HTTPConnection, "_new_conn", "route new connections through the DNS cache"),
     ):
-        if not callable(getattr(owner, attribute, None)):
-            raise _moved(f"{owner.__qualname__}.{attribute}()", why)
+        if not callable(getattr(cls, method, None)):
+            raise _moved(f"{cls.__qualname__}.{method}()", why)
     if not isinstance(getattr(urllib3.connection.HTTPConnection, "host", None), property):
         raise _moved("urllib3.connection.HTTPConnection.host (a property over _dns_host)",
                      "route new connections through the DNS cache")
@@ -154,9 +156,10 @@ def http_session(client: Any) -> URLLib3Session | None:
     return session if isinstance(session, URLLib3Session) else None
 
 
-def pool_classes(session: URLLib3Session) -> dict:
+def pool_classes(session: URLLib3Session) -> dict[str, Any]:
     """The ``{scheme: pool class}`` dict the session and its managers share."""
-    return session._pool_classes_by_scheme
+    classes: dict[str, Any] = session._pool_classes_by_scheme
+    return classes
 
 
 def pool_managers(session: URLLib3Session) -> list[Any]:
@@ -178,7 +181,7 @@ def reset_connection_pools(client: Any) -> None:
     session._proxy_managers = {}
 
 
-def route_paginator(paginator: Paginator, method: Any) -> Paginator:
+def route_paginator(paginator: Paginator[Any], method: Any) -> Paginator[Any]:
     paginator._method = method
     return paginator
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 import logging
 import os
 import weakref
+from typing import Protocol
 
 logger = logging.getLogger("resilient_aws")
-_objects: weakref.WeakSet = weakref.WeakSet()
 
 
-def register(obj: object) -> None:
+class _ForkAware(Protocol):
+    def _after_fork(self) -> None: ...
+
+
+_objects: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
+
+
+def register(obj: _ForkAware) -> None:
     """``obj`` must have an ``_after_fork()`` method, called in the child only."""
     _objects.add(obj)
 

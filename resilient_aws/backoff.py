@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import random as _random
 from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from tenacity import wait_exponential
 
 from .policy import RetryPolicy
 
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
 
 class _Attempt:
+    """What tenacity's wait strategies read of a ``RetryCallState``."""
+
     __slots__ = ("attempt_number",)
 
     def __init__(self, n: int) -> None:
@@ -51,7 +57,8 @@ class Backoff:
 
     def delay(self, retry_number: int, throttled: bool = False, retry_after: float | None = None) -> float:
         strategy = self._throttle if throttled else self._normal
-        exp = min(max(float(strategy(_Attempt(max(1, retry_number)))), 0.0), self.max_delay)
+        attempt = cast("RetryCallState", _Attempt(max(1, retry_number)))  # the strategies read attempt_number only
+        exp = min(max(float(strategy(attempt)), 0.0), self.max_delay)
         if self._jitter == "full":
             value = exp * self._random()
         elif self._jitter == "equal":

@@ -25,6 +25,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from . import _fork
 from .policy import BreakerPolicy
@@ -44,7 +45,9 @@ PROBE = 2
 SUCCESSES = 0
 FAILURES = 1
 
-StateListener = Callable[[str, str, dict], None]
+StateListener = Callable[[str, str, dict[str, Any]], None]
+#: A state change to report once the lock is released: (old state, new state, detail).
+_Change = tuple[str, str, dict[str, Any]]
 
 
 class CircuitBreaker:
@@ -150,7 +153,7 @@ class CircuitBreaker:
         self.release(ticket)
 
     # -- internals ---------------------------------------------------------------------------
-    def _open(self, now: float, reason: str) -> tuple:
+    def _open(self, now: float, reason: str) -> _Change:
         """Open for ``base`` (``open_time`` doubled per failed probe, capped) jittered within the cap.
 
         The jitter window is ``base * [1 - open_jitter, 1 + open_jitter]`` with its upper end cut at
@@ -176,7 +179,7 @@ class CircuitBreaker:
         self.transitions += 1
         return (old, OPEN, {"reason": reason, "open_for": round(duration, 3)})
 
-    def _set(self, new: str) -> tuple:
+    def _set(self, new: str) -> _Change:
         old = self.state
         self.state = new
         self.transitions += 1
@@ -184,7 +187,7 @@ class CircuitBreaker:
             self._probe_successes = 0
         return (old, new, {})
 
-    def _notify(self, change: tuple) -> None:
+    def _notify(self, change: _Change) -> None:
         old, new, detail = change
         # WARNING once per episode (it opened; it closed again), DEBUG for the steps in between
         if new is OPEN and old is CLOSED:
@@ -200,7 +203,7 @@ class CircuitBreaker:
         if self._on_change is not None:
             self._on_change(old, new, detail)
 
-    def snapshot(self, now: float) -> dict:
+    def snapshot(self, now: float) -> dict[str, Any]:
         with self._lock:
             successes, failures = self._counts.totals(now)
             return {"state": self.state, "window_successes": successes, "window_failures": failures,

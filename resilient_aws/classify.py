@@ -19,7 +19,9 @@ botocore learns a new throttling code, resilient_aws learns it too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ChecksumError, ClientError
 
@@ -53,7 +55,7 @@ TRANSIENT = Verdict(retryable=True, throttle=False, endpoint_failure=True, may_f
 UNHEALTHY = Verdict(retryable=False, throttle=False, endpoint_failure=True, may_fail_over=True)
 
 
-def _retry_after(response: dict) -> float | None:
+def _retry_after(response: Mapping[str, Any]) -> float | None:
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}
     raw = headers.get("x-amz-retry-after")
     if raw is None:
@@ -65,7 +67,7 @@ def _retry_after(response: dict) -> float | None:
     return value if value >= 0 else None
 
 
-def classify_response(response: dict) -> Verdict:
+def classify_response(response: Mapping[str, Any]) -> Verdict:
     """Classify a parsed error response (the dict botocore builds, or a ``ClientError.response``)."""
     code = response.get("Error", {}).get("Code")
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0

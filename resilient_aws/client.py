@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import logging
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.waiter import NormalizedOperationMethod
 
@@ -33,14 +33,22 @@ from .retry import CallState, RetryHandler, install_retry_handler
 from .stats import CallCounters
 from .timing import REAL, Timing
 
+if TYPE_CHECKING:
+    from .dns import DnsCache
+    from .session import _Shared
+
 logger = logging.getLogger("resilient_aws")
 
 class ResilientClient:
     """Behaves like the botocore client of its primary region; every operation goes through the
     retry / budget / breaker / failover loop. Thread-safe: share one instance across threads."""
 
+    #: Set by ``wrap()`` only: what the client owns beyond its botocore clients (the DNS cache), released by
+    #: ``close()``. A session's clients have none: the session owns its cache.
+    _owned: _Shared
+
     def __init__(self, service: str, lanes: list[RegionLane], policy: Policy, emitter: Emitter,
-                 dns_cache: Any = None, timing: Timing = REAL) -> None:
+                 dns_cache: DnsCache | None = None, timing: Timing = REAL) -> None:
         if not lanes:
             raise ValueError("at least one region is required")
         self._service = service

@@ -18,6 +18,10 @@ from typing import Any
 
 _CHANGES = ("register", "register_first", "register_last", "unregister")
 
+#: The positional and keyword arguments of one register/unregister call.
+_Args = tuple[Any, ...]
+_Kwargs = dict[str, Any]
+
 
 class FanOutEvents:
     """A stand-in for botocore's event emitter that fans registrations out to every region."""
@@ -25,7 +29,7 @@ class FanOutEvents:
     def __init__(self, primary_events: Any) -> None:
         self._primary = primary_events
         self._others: list[Any] = []
-        self._log: list[tuple[str, tuple, dict]] = []  # registrations to replay on later clients
+        self._log: list[tuple[str, _Args, _Kwargs]] = []  # registrations to replay on later clients
         self._lock = threading.Lock()
 
     def add_client_events(self, events: Any) -> None:
@@ -37,7 +41,7 @@ class FanOutEvents:
                 getattr(events, method)(*args, **kwargs)
             self._others.append(events)
 
-    def _apply(self, method: str, args: tuple, kwargs: dict) -> Any:
+    def _apply(self, method: str, args: _Args, kwargs: _Kwargs) -> Any:
         with self._lock:
             result = getattr(self._primary, method)(*args, **kwargs)
             for events in self._others:
@@ -69,7 +73,7 @@ class FanOutEvents:
         return copy.copy(self._primary)
 
 
-def _parts(args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
+def _parts(args: _Args, kwargs: _Kwargs) -> tuple[Any, Any, Any]:
     """(event_name, handler, unique_id) of a register/unregister call."""
     event = args[0] if args else kwargs.get("event_name")
     handler = args[1] if len(args) > 1 else kwargs.get("handler")
@@ -77,14 +81,14 @@ def _parts(args: tuple, kwargs: dict) -> tuple[Any, Any, Any]:
     return event, handler, unique_id
 
 
-def _undoes(unregister_args: tuple, unregister_kwargs: dict, args: tuple, kwargs: dict) -> bool:
+def _undoes(unregister_args: _Args, unregister_kwargs: _Kwargs, args: _Args, kwargs: _Kwargs) -> bool:
     event, handler, unique_id = _parts(unregister_args, unregister_kwargs)
     r_event, r_handler, r_unique_id = _parts(args, kwargs)
     if event != r_event:
         return False
     if unique_id is not None:
-        return unique_id == r_unique_id
-    return handler == r_handler
+        return bool(unique_id == r_unique_id)
+    return bool(handler == r_handler)
 
 
 class ResilientMeta:

@@ -37,7 +37,7 @@ def build_operation(client: ResilientClient, py_name: str, op_name: str) -> Call
     pin_nested = pin_consistent and shape.per_table_consistent_read
     needs_preparing = may_move and shape.needs_preparing
 
-    def slow(kwargs: dict, exc: Exception | None, move: bool = may_move) -> Any:
+    def slow(kwargs: dict[str, Any], exc: Exception | None, move: bool = may_move) -> Any:
         return planner.run(client, py_name, op_name, kwargs, exc, may_move=move)
 
     if client._policy.retry.deadline is not None or needs_preparing:

@@ -34,6 +34,7 @@ from .retry import CallState, error_code, handoff, record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import ResilientClient
+    from .regions import RegionLane
 
 
 def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, Any],
@@ -91,7 +92,9 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                 if verdict.caller_error:
                     if current == 0:
                         caller_error = True
-                        raise errors[0]  # the caller's own mistake, as the primary said it
+                        primary_error = errors[0]
+                        assert primary_error is not None  # this attempt failed: its error was kept
+                        raise primary_error  # the caller's own mistake, as the primary said it
                     state.excluded.add(current)  # that region cannot serve this call
                 if state.attempts >= policy.retry.max_attempts:
                     break
@@ -169,7 +172,7 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
         raise
 
 
-def _first_admitted(lanes: tuple, now: float) -> tuple[int, int]:
+def _first_admitted(lanes: tuple[RegionLane, ...], now: float) -> tuple[int, int]:
     for i, lane in enumerate(lanes):
         ticket = lane.health.breaker.admit(now)
         if ticket != REJECT:
@@ -195,7 +198,8 @@ def _next(state: CallState, current: int, verdict: Any, now: float) -> int:
     return -1
 
 
-def _final_error(client: ResilientClient, op_name: str, lanes: tuple, errors: list) -> BaseException:
+def _final_error(client: ResilientClient, op_name: str, lanes: tuple[RegionLane, ...],
+                 errors: list[BaseException | None]) -> BaseException:
     """The primary's own last error; else the last endpoint error; else CircuitOpenError."""
     if errors[0] is not None:
         return errors[0]

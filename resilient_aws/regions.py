@@ -38,7 +38,7 @@ class EndpointHealth:
         self.lock = threading.Lock()
         now = timing.monotonic()
 
-        def on_change(old: str, new: str, detail: dict) -> None:
+        def on_change(old: str, new: str, detail: dict[str, Any]) -> None:
             emitter.emit(Event(BREAKER_STATE, service=service, region=region,
                                detail={"from": old, "to": new, "endpoint_url": endpoint_url, **detail}))
 
@@ -54,7 +54,7 @@ class EndpointHealth:
         self.breaker._probe_in_flight = False
         self.budget._lock = self.lock
 
-    def snapshot(self, now: float) -> dict:
+    def snapshot(self, now: float) -> dict[str, Any]:
         data = self.breaker.snapshot(now)
         data["budget_tokens"] = round(self.budget.available(now), 3)
         return data

@@ -69,7 +69,7 @@ class CallState:
         self.ticket = ticket
         self.excluded: set[int] = set()
         self.exception: BaseException | None = None
-        self.response: dict | None = None
+        self.response: dict[str, Any] | None = None
         self.verdict: Verdict | None = None
 
     def saw(self, exc: BaseException) -> bool:
@@ -109,7 +109,9 @@ def crc32_error(http_response: Any) -> ChecksumError | None:
             return None
     except ValueError:
         pass
-    return ChecksumError(checksum_type="crc32", expected_checksum=expected, actual_checksum=actual)
+    # an int, as botocore's own CRC32 check passes it (botocore-stubs declare str)
+    return ChecksumError(checksum_type="crc32", expected_checksum=expected,
+                         actual_checksum=actual)  # type: ignore[arg-type]
 
 
 def rewindable(body: object) -> bool:
@@ -136,7 +138,7 @@ class RetryHandler:
         self._check_crc = service_name in ("dynamodb", "dynamodbstreams")
 
     def __call__(self, response: Any = None, caught_exception: BaseException | None = None,
-                 request_dict: dict | None = None, operation: Any = None, **kwargs: Any) -> float | None:
+                 request_dict: dict[str, Any] | None = None, operation: Any = None, **kwargs: Any) -> float | None:
         if caught_exception is None and response is not None:
             http = response[0]
             if self._check_crc:
@@ -147,7 +149,7 @@ class RetryHandler:
                 return None
         return self._failed(response, caught_exception, request_dict, operation)
 
-    def _failed(self, response: Any, exc: BaseException | None, request_dict: dict | None,
+    def _failed(self, response: Any, exc: BaseException | None, request_dict: dict[str, Any] | None,
                 operation: Any) -> float | None:
         client = self._client
         lane = self._lane
@@ -179,7 +181,7 @@ class RetryHandler:
             raise exc  # damaged bytes are never returned as an answer
         return None
 
-    def _retry(self, state: CallState, verdict: Verdict, request_dict: dict | None, op_name: str,
+    def _retry(self, state: CallState, verdict: Verdict, request_dict: dict[str, Any] | None, op_name: str,
                now: float, error: str) -> bool:
         client = self._client
         lane = self._lane
@@ -213,7 +215,7 @@ class RetryHandler:
         return True
 
 
-def error_code(exc: BaseException | None, parsed: dict | None = None) -> str:
+def error_code(exc: BaseException | None, parsed: dict[str, Any] | None = None) -> str:
     """The AWS error code of a failure, or the exception's class name: for events and logs."""
     response = parsed if parsed is not None else getattr(exc, "response", None)
     if isinstance(response, dict):

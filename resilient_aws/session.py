@@ -23,7 +23,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
@@ -47,6 +47,9 @@ from .validate import (
     known_regions,
     resolve_failover_operations,
 )
+
+if TYPE_CHECKING:  # only a type here: the DNS cache (and dnspython) is imported when a policy enables it
+    from .dns import DnsCache
 
 logger = logging.getLogger("resilient_aws")
 
@@ -86,7 +89,7 @@ class _Shared:
         self.emitter = Emitter()
         self.health = HealthRegistry(policy, self.emitter, timing)
         self.create_lock = threading.Lock()
-        self._dns = None
+        self._dns: DnsCache | None = None
         self._dns_lock = threading.Lock()
         _fork.register(self)
 
@@ -94,7 +97,7 @@ class _Shared:
         self.create_lock = threading.Lock()
         self._dns_lock = threading.Lock()
 
-    def dns_cache(self) -> Any:
+    def dns_cache(self) -> DnsCache | None:
         if not self.policy.dns.enabled:
             return None
         if self._dns is None:
@@ -133,6 +136,9 @@ class Session(boto3.Session):
     the resilient loop), ``profile_name``, ``available_profiles``, ``get_credentials()``,
     ``get_available_regions()``, ``get_partition_for_region()``, ``events``. The positional
     arguments are boto3's; resilient_aws's own are keyword-only.
+
+    Typing: ``resource()`` is boto3's, typed by your boto3 stubs (``DynamoDBServiceResource``...);
+    ``client()`` is typed ``Any``, for your annotation to choose (see :meth:`client`).
     """
 
     def __init__(
@@ -208,12 +214,12 @@ class Session(boto3.Session):
     def remove_listener(self, listener: Listener) -> None:
         self._shared.emitter.remove(listener)
 
-    def client(  # type: ignore[override]
+    def client(
         self,
         service_name: str,
         region_name: str | None = None,
         api_version: str | None = None,
-        use_ssl: bool = True,
+        use_ssl: bool | None = True,
         verify: bool | str | None = None,
         endpoint_url: str | None = None,
         aws_access_key_id: str | None = None,
@@ -224,11 +230,17 @@ class Session(boto3.Session):
         *,
         endpoint_urls: Mapping[str, str] | None = None,
         failover_regions: Iterable[str] | None = None,
-    ) -> ResilientClient:
+    ) -> Any:
         """Like ``boto3.Session.client``; ``region_name``/``endpoint_url`` are the primary's.
 
         ``endpoint_urls`` maps regions to URLs (VPC endpoints, local servers, tests);
         ``failover_regions`` overrides the session's for this client.
+
+        Returns a :class:`ResilientClient`, which behaves like the service's botocore client. The
+        return type is ``Any`` so that your own annotation decides how it is checked: a boto3 stubs
+        client type (``ddb: DynamoDBClient = session.client("dynamodb")`` with ``types-boto3`` or
+        ``boto3-stubs``) checks every operation and its arguments; ``ResilientClient`` gives the
+        resilient_aws methods (``stats()``, ``add_listener()``, ``regions``).
         """
         bc_session = self._session
         services = bc_session.get_available_services()

@@ -179,4 +179,5 @@ def resolve_failover_operations(failover: FailoverPolicy, service_model: Any,
                 raise ConfigError(f"FailoverPolicy.{field}", f"{name!r} is not an operation of "
                                                             f"{service_model.service_name} or any other service{hint}")
         resolved[field] = frozenset(names)
-    return dataclasses.replace(failover, **resolved)
+    return dataclasses.replace(failover, operations=resolved["operations"],
+                               deny_operations=resolved["deny_operations"])

@@ -54,7 +54,7 @@ from .. import _fork
 from ..events import DNS_FAILURE, DNS_RECOVERED, DNS_STALE, Emitter, Event
 from ..policy import DnsPolicy
 from ..timing import Timing, coerce_timing
-from .persist import AnswerStore, restore, save_due, stored
+from .persist import AnswerStore, StoredName, restore, save_due, stored
 from .resolver import HOSTS_PATH, Address, Answer, HostsFile, LookupFailure, Resolver
 
 logger = logging.getLogger("resilient_aws.dns")
@@ -72,6 +72,11 @@ class DnsLookupError(OSError):
         self.kind = kind
 
 
+#: One address as ``socket.getaddrinfo`` gives it: (family, type, proto, canonname, sockaddr), the sockaddr
+#: being ``(ip, port)`` for IPv4 and ``(ip, port, flowinfo, scope_id)`` for IPv6.
+AddrInfo = tuple[int, int, int, str, tuple[str, int] | tuple[str, int, int, int]]
+
+
 class _Entry:
     """Mutable state of one host name. Written under ``DnsCache._lock``; read without it (each field
     is replaced by one assignment, so a reader sees an old or a new value, never a torn one)."""
@@ -82,7 +87,7 @@ class _Entry:
     def __init__(self, host: str) -> None:
         self.host = host
         self.addresses: tuple[Address, ...] = ()      # last good answer, in connection order
-        self.infos: dict[int, list[tuple]] = {}      # port -> getaddrinfo-style tuples (memo)
+        self.infos: dict[int, list[AddrInfo]] = {}   # port -> getaddrinfo-style tuples (memo)
         self.refresh_at = 0.0       # hit path is valid while now < refresh_at
         self.expires = 0.0          # end of the TTL of the last good answer
         self.stale_until = 0.0      # last good answer may be served until then (expires + max_stale)
@@ -95,14 +100,14 @@ class _Entry:
         self.saved_at = 0.0
 
 
-class _BoundedIndex(cachetools.LRUCache):
+class _BoundedIndex(cachetools.LRUCache[str, bool]):
     """The LRU bound. Evicting a name here removes it from the lock-free lookup dict too."""
 
-    def __init__(self, maxsize: int, on_evict: Callable[[str], None]) -> None:
+    def __init__(self, maxsize: int, on_evict: Callable[[str], object]) -> None:
         super().__init__(maxsize)
         self._on_evict = on_evict
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[str, bool]:
         key, value = super().popitem()
         self._on_evict(key)
         return key, value
@@ -157,7 +162,7 @@ class DnsCache:
         _fork.register(self)
 
     # -- the hot path --------------------------------------------------------------------------
-    def resolve(self, host: str, port: int) -> list[tuple]:
+    def resolve(self, host: str, port: int) -> list[AddrInfo]:
         """Addresses to connect to, in order. Raises :class:`DnsLookupError` when there are none."""
         e = self._entries.get(host)
         if e is not None:
@@ -171,7 +176,7 @@ class DnsCache:
         return self._resolve_slow(host, port)
 
     # -- everything else -----------------------------------------------------------------------
-    def _resolve_slow(self, host: str, port: int) -> list[tuple]:
+    def _resolve_slow(self, host: str, port: int) -> list[AddrInfo]:
         now = self._monotonic()
         wait_for: threading.Event | None = None
         start = start_in_background = expired = False
@@ -217,7 +222,7 @@ class DnsCache:
             self._wait(wait_for, self.policy.timeout * 2 + _WAIT_MARGIN)
         return self._answer_for(host, e, port)
 
-    def _answer_for(self, host: str, e: _Entry, port: int) -> list[tuple]:
+    def _answer_for(self, host: str, e: _Entry, port: int) -> list[AddrInfo]:
         """After a lookup (or not): the last good addresses if they may be served, else the error."""
         now = self._monotonic()
         addresses = e.addresses
@@ -357,12 +362,12 @@ class DnsCache:
             e.addresses = tuple(a for a in e.addresses if a[1] != ip) + bad
             e.infos = {}
 
-    def _emit(self, kind: str, host: str, detail: dict) -> None:
+    def _emit(self, kind: str, host: str, detail: dict[str, Any]) -> None:
         if self._emitter is not None:
             self._emitter.emit(Event(kind, detail={"host": host, **detail}))
 
     # -- persistence (what the file says and how far it is trusted: persist.py) --------------------
-    def _snapshot(self) -> dict[str, dict]:
+    def _snapshot(self) -> dict[str, StoredName]:
         with self._lock:
             now = self._monotonic()
             wall = self._wall_clock()
@@ -404,7 +409,7 @@ class DnsCache:
                         count, self.policy.persist_path)
 
     # -- introspection, life cycle -------------------------------------------------------------
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """JSON-serializable counters (cumulative) and the current state of the cache."""
         now = self._monotonic()
         with self._lock:
@@ -452,10 +457,11 @@ class DnsCache:
         return f"DnsCache(names={len(self._entries)}, nameservers={self.policy.nameservers})"
 
 
-def _infos(addresses: tuple[Address, ...], port: int) -> list[tuple]:
-    out: list[tuple] = []
+def _infos(addresses: tuple[Address, ...], port: int) -> list[AddrInfo]:
+    out: list[AddrInfo] = []
     for family, ip in addresses:
-        sockaddr: tuple = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
+        sockaddr: tuple[str, int] | tuple[str, int, int, int]
+        sockaddr = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
         out.append((family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr))
     return out
 

@@ -48,7 +48,8 @@ class _CachedDnsMixin:
 
     def _new_conn(self) -> socket.socket:
         if self.proxy is not None:
-            return super()._new_conn()  # type: ignore[misc]
+            # the mixin's super() is urllib3's HTTPConnection, which attach_dns() mixes it into
+            return super()._new_conn()  # type: ignore[misc,no-any-return]
         cache = self._resilient_dns_cache
         host = self._dns_host
         try:

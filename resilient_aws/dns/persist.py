@@ -62,6 +62,10 @@ except ImportError:  # Windows: no flock; writers in one process are still seria
 
 logger = logging.getLogger("resilient_aws.dns")
 
+#: One name as the file holds it: ``{"addresses": [[family, ip], ...], "answered_at": t, "expires_at": t}``
+#: (decoded JSON: ``addresses`` is a list of lists on the way out, of ``(family, ip)`` tuples on the way in).
+StoredName = dict[str, Any]
+
 FORMAT_VERSION = 1
 #: Write a name's answer again at most this often when it did not change: keeps "answered_at" in the
 #: file recent (so merges keep it) without a disk write on every refresh of a short TTL.
@@ -113,7 +117,7 @@ class AnswerStore:
             logger.warning(message, *args)
 
     # -- loading --------------------------------------------------------------------------------
-    def load(self) -> dict[str, dict] | None:
+    def load(self) -> dict[str, StoredName] | None:
         """The stored answers, or None when there is no usable file (warned once if it is bad or unsafe).
 
         Entries whose times are not finite, non-negative numbers are dropped (with the one warning);
@@ -139,7 +143,7 @@ class AnswerStore:
                             dropped, "y" if dropped == 1 else "ies", self.path)
         return names
 
-    def _read(self) -> tuple[dict[str, dict], int] | None:
+    def _read(self) -> tuple[dict[str, StoredName], int] | None:
         """(entries, number dropped for bad times), or None when there is no file.
 
         Raises ``_Refused`` for a path that is not a safe regular file of ours, ``_Corrupt`` for bad
@@ -162,7 +166,7 @@ class AnswerStore:
         return _parse(raw)
 
     # -- saving ---------------------------------------------------------------------------------
-    def save(self, names: dict[str, dict]) -> bool:
+    def save(self, names: dict[str, StoredName]) -> bool:
         """Merge ``names`` into the file (see the module docstring). False (warned once) when it
         cannot be written or the path is refused."""
         with self._lock:
@@ -186,13 +190,13 @@ class AnswerStore:
             self.failed = False
             return True
 
-    def _merge(self, ours: dict[str, dict], theirs: dict[str, dict]) -> dict[str, dict]:
+    def _merge(self, ours: dict[str, StoredName], theirs: dict[str, StoredName]) -> dict[str, StoredName]:
         """Per name the newer answer (``answered_at``; ours on a tie); names only in the file are kept
         until nobody may serve them (``expires_at + max_stale``). A file time from the future (a
         writer whose clock ran ahead) counts as "now", and is written back so, so that it does not win
         every later merge."""
         wall = self._wall_clock()
-        merged: dict[str, dict] = {}
+        merged: dict[str, StoredName] = {}
         for host, item in theirs.items():
             if item["expires_at"] + self.max_stale <= wall:
                 continue
@@ -269,7 +273,7 @@ class AnswerStore:
 
 
 # -- between the cache's clock and the file's --------------------------------------------------------
-def stored(addresses: Sequence[Address], answered_at: float, expires: float, now: float, wall: float) -> dict:
+def stored(addresses: Sequence[Address], answered_at: float, expires: float, now: float, wall: float) -> StoredName:
     """One name as the file holds it. ``expires`` and ``now`` are the cache's monotonic times, ``wall``
     the wall clock at ``now``: the expiry is written as a wall-clock time, the only kind another process
     can read."""
@@ -288,7 +292,7 @@ class Restored:
     answered_at: float
 
 
-def restore(loaded: Mapping[str, dict], now: float, wall: float, max_stale: float) -> dict[str, Restored]:
+def restore(loaded: Mapping[str, StoredName], now: float, wall: float, max_stale: float) -> dict[str, Restored]:
     """Convert what :meth:`AnswerStore.load` returned to the cache's clock, trusting none of its times.
 
     The stored times are a hint, not a promise: a forged or skewed ``expires_at``, or this process's
@@ -359,7 +363,7 @@ def _read_at_most(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(raw: bytes) -> tuple[dict[str, dict], int]:
+def _parse(raw: bytes) -> tuple[dict[str, StoredName], int]:
     try:
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
@@ -367,7 +371,7 @@ def _parse(raw: bytes) -> tuple[dict[str, dict], int]:
         names = data["names"]
         if not isinstance(names, dict):
             raise ValueError("bad 'names'")
-        out: dict[str, dict] = {}
+        out: dict[str, StoredName] = {}
         dropped = 0
         for host, item in names.items():
             addresses = tuple(_address(a) for a in item["addresses"])
@@ -405,7 +409,7 @@ def _address(item: Any) -> tuple[int, str]:
     return family, ip
 
 
-def _dump(names: dict[str, dict]) -> str:
+def _dump(names: dict[str, StoredName]) -> str:
     return json.dumps({"version": FORMAT_VERSION, "names": names}, separators=(",", ":"), sort_keys=True)
 
 

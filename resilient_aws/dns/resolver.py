@@ -163,7 +163,7 @@ class Resolver:
             raise LookupFailure(host, kind, str(e)) from e
         seen: list[Address] = []
         for family, _, _, _, sockaddr in infos:
-            addr = (family, sockaddr[0])
+            addr = (family, str(sockaddr[0]))  # an IP address (str) for AF_INET and AF_INET6
             if addr not in seen:
                 seen.append(addr)
         if not seen:

@@ -19,7 +19,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from .config import PRIMARY, SECONDARY, TABLE, DrillConfig
 
@@ -32,7 +32,7 @@ CLIENTS: tuple[tuple[str, str, str], ...] = (
     ("resilient", "resilient", "resilient_aws"),
 )
 #: The retry mode each plain botocore client is configured with.
-RETRY_MODES = {"legacy": "legacy", "standard": "standard"}
+RETRY_MODES: dict[str, Literal["legacy", "standard"]] = {"legacy": "legacy", "standard": "standard"}
 
 _tag_state = threading.local()
 
@@ -82,22 +82,26 @@ def make_clients(drill: Any, cfg: DrillConfig) -> dict[str, Any]:
             client = session.create_client("dynamodb", region_name=PRIMARY, endpoint_url=urls[PRIMARY],
                                            config=Config(retries={"mode": RETRY_MODES[label]},
                                                          max_pool_connections=cfg.threads),
-                                           **TEST_CREDENTIALS)
+                                           aws_access_key_id=TEST_CREDENTIALS["aws_access_key_id"],
+                                           aws_secret_access_key=TEST_CREDENTIALS["aws_secret_access_key"])
             attach_uncached_dns(client, [dns_host], dns_port, timeout=1.0)
             client.meta.events.register("before-send.dynamodb", _tag_request)
             clients[label] = client
         else:
             bc = botocore.session.get_session()
-            bc.register("before-send.dynamodb", _tag_request)  # inherited by the per-region clients
+            # inherited by the per-region clients; botocore calls handlers with keyword arguments only
+            # (request=...), which botocore-stubs' handler protocol (**kwargs only) cannot express
+            bc.register("before-send.dynamodb", _tag_request)  # type: ignore[arg-type]
             open_time = cfg.breaker_open_time
             policy = drill.policy(Policy(
                 breaker=BreakerPolicy(open_time=open_time, max_open_time=2 * open_time),
                 failover=FailoverPolicy(operations=frozenset({"PutItem"})),
             ))
-            session = Session(region_name=PRIMARY, failover_regions=[SECONDARY], policy=policy,
-                              botocore_session=bc, **TEST_CREDENTIALS)
-            clients[label] = session.client("dynamodb", endpoint_urls=urls,
-                                            config=Config(max_pool_connections=cfg.threads))
+            resilient = Session(region_name=PRIMARY, failover_regions=[SECONDARY], policy=policy,
+                                botocore_session=bc, aws_access_key_id=TEST_CREDENTIALS["aws_access_key_id"],
+                                aws_secret_access_key=TEST_CREDENTIALS["aws_secret_access_key"])
+            clients[label] = resilient.client("dynamodb", endpoint_urls=urls,
+                                              config=Config(max_pool_connections=cfg.threads))
     return clients
 
 
@@ -120,7 +124,8 @@ def botocore_info() -> dict[str, str]:
     try:
         client = session.create_client("dynamodb", region_name=PRIMARY, aws_access_key_id="x",
                                        aws_secret_access_key="x")
-        mode = str(client.meta.config.retries.get("mode", "legacy"))
+        # Config sets its options as attributes at run time; botocore-stubs do not declare them
+        mode = str(client.meta.config.retries.get("mode", "legacy"))  # type: ignore[attr-defined]
     except Exception:  # pragma: no cover - informational only
         mode = "unknown"
     if os.environ.get("AWS_RETRY_MODE"):

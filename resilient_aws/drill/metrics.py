@@ -59,7 +59,7 @@ def collect(drill: Any, cfg: DrillConfig, phases: list[Phase], workload: Workloa
     unfinished = workload.unfinished(boundaries[-1] + cfg.grace_seconds)
     snapshots = {region: drill.counts(region) for region in drill.regions}
     tags = {region: counts.by_tag for region, counts in snapshots.items()}
-    phase_rows = []
+    phase_rows: list[dict[str, Any]] = []
     for i, phase in enumerate(phases):
         rows: dict[str, Any] = {}
         for label, _, title in CLIENTS:

@@ -24,7 +24,7 @@ a drill is used; they come with the ``drill`` extra: ``pip install 'resilient-aw
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _LAZY = {
     "LoopbackEndpoint": ".endpoint",
@@ -44,6 +44,22 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:  # what type checkers see (``X as X``: re-exported); at run time, imported on first use
+    from .counters import TAG_HEADER as TAG_HEADER
+    from .counters import EndpointCounts as EndpointCounts
+    from .dns_server import LoopbackDnsServer as LoopbackDnsServer
+    from .drill_env import OutageDrill as OutageDrill
+    from .drill_env import outage_drill as outage_drill
+    from .endpoint import LoopbackEndpoint as LoopbackEndpoint
+    from .endpoint import PortInUseError as PortInUseError
+    from .endpoint import loopback_endpoints as loopback_endpoints
+    from .endpoint import start_region_endpoints as start_region_endpoints
+    from .tables import TEST_CREDENTIALS as TEST_CREDENTIALS
+    from .tables import create_table as create_table
+    from .tables import plain_client as plain_client
+    from .tables import put_items as put_items
+    from .tables import seed_regions as seed_regions
 
 
 def __getattr__(name: str) -> Any:

@@ -157,7 +157,7 @@ class RequestCounters:
 def _operation(environ: Mapping[str, Any]) -> str:
     """``GetItem`` from ``X-Amz-Target: DynamoDB_20120810.GetItem``; else the query ``Action``;
     else ``METHOD /path`` (REST services)."""
-    target = environ.get("HTTP_X_AMZ_TARGET")
+    target: str | None = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         return target.rsplit(".", 1)[-1]
     query = environ.get("QUERY_STRING") or ""

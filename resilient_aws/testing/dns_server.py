@@ -24,6 +24,7 @@ import socket
 import struct
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import dns.flags
@@ -73,8 +74,7 @@ class LoopbackDnsServer:
         self._tcp: socket.socket | None = None
 
     # -- records -------------------------------------------------------------------------------
-    def set(self, name: str, a: list[str] | tuple[str, ...] = (), aaaa: list[str] | tuple[str, ...] = (),
-            ttl: int = 5) -> None:
+    def set(self, name: str, a: Sequence[str] = (), aaaa: Sequence[str] = (), ttl: int = 5) -> None:
         """Answer ``name`` with these A/AAAA records (``mode`` back to "answer")."""
         for ip in (*a, *aaaa):
             ipaddress.ip_address(ip)

@@ -18,11 +18,14 @@ import contextlib
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .counters import EndpointCounts
 from .endpoint import LoopbackEndpoint, start_region_endpoints
 from .tables import TEST_CREDENTIALS, plain_client, seed_regions
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 __all__ = ["DEFAULT_REGIONS", "DEFAULT_ZONE", "DnsBackend", "OutageDrill", "outage_drill"]
 
@@ -105,6 +108,11 @@ class OutageDrill:
         return next(iter(self.endpoints.values())).port
 
     @property
+    def dns_host(self) -> str:
+        """The address the drill's DNS server listens on."""
+        return self._dns().host
+
+    @property
     def dns_port(self) -> int:
         return self._dns().port
 
@@ -149,7 +157,7 @@ class OutageDrill:
         return replace(policy, dns=dns, **overrides)
 
     def session(self, policy: Any = None, *, primary: str | None = None,
-                failover_regions: Iterable[str] | None = None, **kwargs: Any) -> Any:
+                failover_regions: Iterable[str] | None = None, **kwargs: Any) -> Session:
         """A ``resilient_aws.Session`` with test credentials, primary ``regions[0]``, failing over to
         the others, and :meth:`policy` (``policy`` given here is aimed at the drill's DNS too)."""
         from ..session import Session

@@ -13,7 +13,7 @@ import contextlib
 import http
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .counters import RequestCounters, request_facts
@@ -36,12 +36,15 @@ DEFAULT_CODES = {
 }
 DEFAULT_MESSAGE = "Service unavailable (loopback fault injection)"
 
+#: A WSGI application (PEP 3333): ``app(environ, start_response)`` -> the body's chunks.
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
 
 class FaultInjector:
     """WSGI middleware in front of ``app``. Thread-safe: a request reads the fault settings once,
     so switching them while requests are served gives each request one consistent view."""
 
-    def __init__(self, app: Any, counters: RequestCounters, stopping: threading.Event) -> None:
+    def __init__(self, app: WsgiApp, counters: RequestCounters, stopping: threading.Event) -> None:
         self.app = app
         self.counters = counters
         self.stopping = stopping
@@ -97,7 +100,8 @@ def read_body(environ: dict[str, Any]) -> bytes:
         return b""
     try:
         if environ.get("wsgi.input_terminated"):
-            return stream.read()
+            data: bytes = stream.read()
+            return data
         length = int(environ.get("CONTENT_LENGTH") or 0)
         return stream.read(length) if length > 0 else b""
     except (OSError, ValueError):

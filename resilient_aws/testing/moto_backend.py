@@ -114,7 +114,7 @@ class MotoForwarder:
 
 
 def _target(environ: dict[str, Any]) -> str:
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    raw: str | None = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         return raw
     from urllib.parse import quote

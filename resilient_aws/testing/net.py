@@ -37,7 +37,7 @@ def free_port(*hosts: str, udp: bool = False, attempts: int = 20) -> int:
         probe = socket.socket(socket.AF_INET6 if ":" in hosts[0] else socket.AF_INET)
         try:
             probe.bind((hosts[0], 0))
-            port = probe.getsockname()[1]
+            port: int = probe.getsockname()[1]
         finally:
             probe.close()
         if all(_bindable(host, port, socket.SOCK_STREAM) and (not udp or _bindable(host, port, socket.SOCK_DGRAM))

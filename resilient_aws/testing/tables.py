@@ -28,7 +28,8 @@ def plain_client(service: str, region: str, endpoint_url: str, **config: Any) ->
     options.update(config)
     session = botocore.session.get_session()
     return session.create_client(service, region_name=region, endpoint_url=endpoint_url,
-                                 config=Config(**options), **TEST_CREDENTIALS)
+                                 config=Config(**options), aws_access_key_id=TEST_CREDENTIALS["aws_access_key_id"],
+                                 aws_secret_access_key=TEST_CREDENTIALS["aws_secret_access_key"])
 
 
 def create_table(client: Any, name: str, *, key: str = "pk", items: Iterable[Mapping[str, Any]] = ()) -> None:
