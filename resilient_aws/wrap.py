@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import botocore.session
 from botocore.client import BaseClient
@@ -26,7 +27,7 @@ def wrap(
     endpoint_urls: Mapping[str, str] | None = None,
     botocore_session: botocore.session.Session | None = None,
     timing: Timing | None = None,
-) -> ResilientClient:
+) -> Any:
     """Harden an existing botocore/boto3 client in place.
 
     Its own retry handler is replaced by resilient_aws's (one retry decision-maker), its connections
@@ -34,6 +35,9 @@ def wrap(
     need from ``botocore_session`` — by default a new session carrying the client's own credentials —
     with the client's config. Call the returned client: only it can move a call to another region
     (a call made on the original object still gets resilient_aws's in-region retries and breaker).
+
+    Returns a ``ResilientClient``, typed ``Any`` like ``Session.client()``: annotate it with your boto3
+    stubs' client type, or with ``ResilientClient`` for ``stats()``.
     """
     if not isinstance(client, BaseClient):
         raise ConfigError("client", f"must be a botocore/boto3 client, got {client!r}")

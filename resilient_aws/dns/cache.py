@@ -405,7 +405,7 @@ class DnsCache:
                 count += 1
             self._counters["persisted_loads"] += count
         if count:
-            logger.info("loaded last-known-good DNS answers for %d name(s) from %s",
+            logger.debug("loaded last-known-good DNS answers for %d name(s) from %s",
                         count, self.policy.persist_path)
 
     # -- introspection, life cycle -------------------------------------------------------------

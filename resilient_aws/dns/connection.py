@@ -24,8 +24,8 @@ from typing import Any
 
 import botocore.awsrequest
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
-from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+from .. import _compat
 from .cache import DnsCache, DnsLookupError
 
 logger = logging.getLogger("resilient_aws.dns")
@@ -64,7 +64,7 @@ class _CachedDnsMixin:
                 sock = socket.socket(family, socktype, proto)
                 for opt in self.socket_options or ():
                     sock.setsockopt(*opt)
-                if self.timeout is not _DEFAULT_TIMEOUT:
+                if self.timeout is not _compat.DEFAULT_TIMEOUT:
                     sock.settimeout(self.timeout)
                 if self.source_address:
                     sock.bind(self.source_address)
@@ -93,9 +93,9 @@ def attach_dns(client: Any, cache: DnsCache) -> None:
     that its next connections use the hook; connections in use finish normally. A client whose HTTP
     layer is not botocore's ``URLLib3Session`` is left alone with a warning.
     """
-    http_session = getattr(getattr(client, "_endpoint", None), "http_session", None)
-    pools = getattr(http_session, "_pool_classes_by_scheme", None)
-    if not isinstance(pools, dict) or "http" not in pools or "https" not in pools:
+    http_session = _compat.http_session(client)
+    pools = _compat.pool_classes(http_session) if http_session is not None else None
+    if http_session is None or not isinstance(pools, dict) or "http" not in pools or "https" not in pools:
         logger.warning("%r has no botocore URLLib3Session; DNS cache not attached", client)
         return
     for scheme in ("http", "https"):
@@ -106,10 +106,7 @@ def attach_dns(client: Any, cache: DnsCache) -> None:
                         {_MARK: cache, "__module__": __name__})
         pools[scheme] = type(f"CachedDns{pool_cls.__name__}", (pool_cls,),
                              {"ConnectionCls": conn_cls, "__module__": __name__})
-    managers = [getattr(http_session, "_manager", None), *getattr(http_session, "_proxy_managers", {}).values()]
-    for manager in managers:
-        if manager is None:
-            continue
+    for manager in _compat.pool_managers(http_session):
         if manager.pool_classes_by_scheme is not pools:  # botocore shares the dict; keep it so
             manager.pool_classes_by_scheme = pools
         if len(manager.pools):
@@ -118,7 +115,8 @@ def attach_dns(client: Any, cache: DnsCache) -> None:
 
 def is_attached(client: Any) -> bool:
     """True if ``client``'s connections go through a :class:`DnsCache`."""
-    pools = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None), "_pool_classes_by_scheme", {})
+    http_session = _compat.http_session(client)
+    pools = _compat.pool_classes(http_session) if http_session is not None else {}
     return any(getattr(getattr(p, "ConnectionCls", None), _MARK, None) is not None for p in pools.values())
 
 
