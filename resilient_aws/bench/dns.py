@@ -16,12 +16,10 @@ Everything runs on 127.0.0.1, in this process: a dnspython DNS server and an HTT
 
 from __future__ import annotations
 
-import http.server
 import platform
 import socket
 import statistics
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,49 +49,6 @@ class Outcome:
     ok: bool  # no DNS work on a pooled connection (the hit's speed is reported, not enforced)
 
 
-class KeepAliveServer:
-    """HTTP/1.1 keep-alive server on 127.0.0.1 answering ListTables; counts connections and requests."""
-
-    def __init__(self) -> None:
-        self.connections = 0
-        self.requests = 0
-        lock = threading.Lock()
-        outer = self
-        body = b'{"TableNames": []}'
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
-
-            def setup(self) -> None:
-                with lock:
-                    outer.connections += 1
-                super().setup()
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                with lock:
-                    outer.requests += 1
-                self.send_response(200)
-                self.send_header("content-type", "application/x-amz-json-1.0")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _lookup_costs(settings: Settings, progress: Progress) -> tuple[list[float], list[float], int]:
     """Per-call samples of a cache hit and of getaddrinfo for ``localhost``; and getaddrinfo's calls per round."""
     from resilient_aws.dns import DnsCache
@@ -121,6 +76,7 @@ def _pooled(settings: Settings, progress: Progress) -> tuple[tuple[int, int], tu
     from resilient_aws.dns import DnsCache, attach_dns
     from resilient_aws.policy import DnsPolicy
     from resilient_aws.testing.dns_server import LoopbackDnsServer
+    from resilient_aws.testing.http import CountingHttpServer
 
     with LoopbackDnsServer() as dns_server:
         dns_server.set(NAME, a=["127.0.0.1"], ttl=300)
@@ -133,7 +89,7 @@ def _pooled(settings: Settings, progress: Progress) -> tuple[tuple[int, int], tu
             return original(host, port)
 
         cache.resolve = counting  # type: ignore[method-assign]  # this instance only
-        server = KeepAliveServer()
+        server = CountingHttpServer().start()
         try:
             client = botocore.session.get_session().create_client(
                 "dynamodb", region_name="us-east-1", endpoint_url=f"http://{NAME}:{server.port}",

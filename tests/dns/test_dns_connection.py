@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import botocore.awsrequest
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from support.dns import NAME, ZONE, JsonServer, ips, make_client
+from support.dns import NAME, ZONE, ips, make_client
 
 from resilient_aws.dns import attach_dns, is_attached
+from resilient_aws.testing.http import CountingHttpServer
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ def test_when_every_address_refuses_the_error_is_an_endpoint_connection_error(dn
 def test_a_pooled_keep_alive_connection_does_no_dns_work(dns_server, make_live_cache):
     dns_server.set(NAME, a=["127.0.0.1"], ttl=30)
     cache = make_live_cache()
-    with JsonServer() as server:
+    with CountingHttpServer() as server:
         client = make_client(f"http://{NAME}:{server.port}")
         attach_dns(client, cache)
         seen = counting(cache)

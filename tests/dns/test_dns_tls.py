@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 import trustme
 from botocore.exceptions import SSLError
-from support.dns import ZONE, JsonServer, make_client
+from support.dns import ZONE, make_client
 
 from resilient_aws.dns import attach_dns
+from resilient_aws.testing.http import CountingHttpServer
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture
-def tls_server(ca, dns_server) -> Iterator[tuple[JsonServer, list[str]]]:
+def tls_server(ca, dns_server) -> Iterator[tuple[list[str]]]:
     """An HTTPS server on 127.0.0.1 whose certificate names only SECURE; records the SNI it sees."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(SECURE).configure_cert(context)
@@ -33,7 +34,7 @@ def tls_server(ca, dns_server) -> Iterator[tuple[JsonServer, list[str]]]:
     context.sni_callback = lambda sock, name, ctx: sni.append(name)
     for name in (SECURE, WRONG):
         dns_server.set(name, a=["127.0.0.1"], ttl=30)
-    with JsonServer(ssl_context=context) as server:
+    with CountingHttpServer(ssl_context=context) as server:
         yield server, sni
 
 

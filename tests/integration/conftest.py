@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from moto.server import ThreadedMotoServer
-from support.http import CountingServer
+
+from resilient_aws.testing.http import CountingHttpServer
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +22,8 @@ def moto_url():
 def counting_server():
     servers = []
 
-    def make(**kw) -> CountingServer:
-        servers.append(CountingServer(**kw))
+    def make(**kw) -> CountingHttpServer:
+        servers.append(CountingHttpServer(**kw).start())
         return servers[-1]
 
     yield make

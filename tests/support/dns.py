@@ -13,7 +13,6 @@ marked ``integration``.
 
 from __future__ import annotations
 
-import http.server
 import socket
 import threading
 import time
@@ -21,7 +20,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from resilient_aws.dns import Answer, DnsCache, LookupFailure
-from resilient_aws.testing.net import check_loopback
 
 ZONE = "resilient.test"
 NAME = f"dynamodb.us-east-1.{ZONE}"
@@ -164,51 +162,3 @@ def make_client(url: str, verify: bool | str | None = None, **config: object):
     return botocore.session.get_session().create_client(
         "dynamodb", region_name="us-east-1", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
         verify=verify, config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5, **config))
-
-
-class JsonServer:
-    """A keep-alive HTTP/1.1 server on loopback that answers every POST with one JSON body (what
-    DynamoDB ListTables returns), optionally over TLS. Counts connections and requests."""
-
-    def __init__(self, host: str = "127.0.0.1", body: bytes = b'{"TableNames": []}', ssl_context=None) -> None:
-        check_loopback(host, "JsonServer")
-        self.connections = 0
-        self.requests = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # headers and body go out in two writes; without TCP_NODELAY the client's delayed ACK adds ~40 ms
-            disable_nagle_algorithm = True
-
-            def setup(self) -> None:
-                outer.connections += 1
-                super().setup()
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.requests += 1
-                self.send_response(200)
-                self.send_header("content-type", "application/x-amz-json-1.0")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        if ssl_context is not None:
-            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True)
-
-    def __enter__(self) -> JsonServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
