@@ -103,33 +103,34 @@ def _two_regions(moto_url, **policy):
     return session
 
 
-def test_a_header_hook_on_meta_events_is_on_the_request_that_failed_over(moto_url):
+@pytest.fixture
+def proxied_regions(moto_url):
+    """A resilient client over two regions, each behind its own fault proxy; and the proxies."""
     with FaultProxy(moto_url) as east, FaultProxy(moto_url, host="127.0.0.2") as west:
         client = _two_regions(moto_url).client("dynamodb", endpoint_urls={"us-east-1": east.url,
                                                                           "us-west-2": west.url})
-
-        def add_header(request, **kwargs):
-            request.headers["x-trace-id"] = "abc"
-
-        client.meta.events.register("before-sign.dynamodb", add_header)
-        east.refuse()
-        client.list_tables()
-        assert [r.header("x-trace-id") for r in west.requests] == ["abc"]
+        yield client, east, west
 
 
-def test_a_handler_unregistered_from_meta_events_is_gone_in_every_region(moto_url):
-    with FaultProxy(moto_url) as east, FaultProxy(moto_url, host="127.0.0.2") as west:
-        client = _two_regions(moto_url).client("dynamodb", endpoint_urls={"us-east-1": east.url,
-                                                                          "us-west-2": west.url})
+def _add_trace_header(request, **kwargs):
+    request.headers["x-trace-id"] = "abc"
 
-        def add_header(request, **kwargs):
-            request.headers["x-trace-id"] = "abc"
 
-        client.meta.events.register("before-sign.dynamodb", add_header, unique_id="trace")
-        client.meta.events.unregister("before-sign.dynamodb", unique_id="trace")
-        east.refuse()
-        client.list_tables()
-        assert [r.header("x-trace-id") for r in west.requests] == [None]
+def test_a_header_hook_on_meta_events_is_on_the_request_that_failed_over(proxied_regions):
+    client, east, west = proxied_regions
+    client.meta.events.register("before-sign.dynamodb", _add_trace_header)
+    east.refuse()
+    client.list_tables()
+    assert [r.header("x-trace-id") for r in west.requests] == ["abc"]
+
+
+def test_a_handler_unregistered_from_meta_events_is_gone_in_every_region(proxied_regions):
+    client, east, west = proxied_regions
+    client.meta.events.register("before-sign.dynamodb", _add_trace_header, unique_id="trace")
+    client.meta.events.unregister("before-sign.dynamodb", unique_id="trace")
+    east.refuse()
+    client.list_tables()
+    assert [r.header("x-trace-id") for r in west.requests] == [None]
 
 
 def test_stubber_on_a_resilient_client_gives_what_it_gives_on_a_boto3_client(moto_url):
