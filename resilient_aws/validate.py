@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import botocore
 import botocore.session
 from botocore.exceptions import InvalidRegionError
 from botocore.utils import validate_region_name
@@ -28,26 +30,48 @@ from .policy import FailoverPolicy
 _UBIQUITOUS = ("ec2", "sts", "dynamodb", "s3", "sqs")
 
 
-def known_regions(session: botocore.session.Session) -> frozenset[str]:
-    """Every region of every partition botocore knows (cached on the botocore session)."""
-    cached = getattr(session, "_resilient_aws_regions", None)
+_region_cache: dict[tuple[Any, ...], frozenset[str]] = {}
+_region_cache_lock = threading.Lock()
+
+
+def _data_key(session: botocore.session.Session) -> tuple[Any, ...]:
+    """Endpoint data is the same for every session of one botocore with one data path."""
+    return (botocore.__version__, session.get_config_variable("data_path"))
+
+
+def _cached(key: tuple[Any, ...], compute: Callable[[], frozenset[str]]) -> frozenset[str]:
+    cached = _region_cache.get(key)
     if cached is None:
+        cached = compute()  # loading the endpoint data takes ~0.1 s: once per process, not per Session
+        with _region_cache_lock:
+            _region_cache[key] = cached
+    return cached
+
+
+def known_regions(session: botocore.session.Session) -> frozenset[str]:
+    """Every region of every partition botocore knows."""
+
+    def compute() -> frozenset[str]:
         regions: set[str] = set()
         for partition in session.get_available_partitions():
             for service in _UBIQUITOUS:
                 regions.update(session.get_available_regions(service, partition))
-        cached = frozenset(regions)
-        session._resilient_aws_regions = cached  # type: ignore[attr-defined]
-    return cached
+        return frozenset(regions)
+
+    return _cached((*_data_key(session), "*"), compute)
 
 
 def service_regions(session: botocore.session.Session, service: str, region: str) -> frozenset[str]:
     """The regions of ``service`` in ``region``'s partition (empty when botocore has no list)."""
-    try:
-        partition = session.get_partition_for_region(region)
-    except Exception:  # an unknown region: no partition to look in
-        return frozenset()
-    return frozenset(session.get_available_regions(service, partition))
+
+    def compute() -> frozenset[str]:
+        try:
+            partition = session.get_partition_for_region(region)
+        except Exception:  # an unknown region: no partition to look in
+            return frozenset()
+        return frozenset(session.get_available_regions(service, partition))
+
+    return _cached((*_data_key(session), service, region), compute)
 
 
 def check_region(field: str, region: object, known: Iterable[str] = ()) -> str:

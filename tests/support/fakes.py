@@ -121,6 +121,21 @@ class FakeClock:
                                     random=random or (lambda: 0.5))
 
 
+_LOADER: Any = None
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A fresh botocore session (its own events and credentials) sharing one data loader, so the
+    service models are parsed once per test run rather than once per test."""
+    global _LOADER
+    session = botocore.session.Session()
+    if _LOADER is None:
+        _LOADER = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", _LOADER)
+    return session
+
+
 def make_client(policy: resilient_aws.Policy | None = None, scripts: dict | None = None,
                 regions: tuple[str, ...] = ("us-east-1", "us-west-2"), *, clock: FakeClock | None = None,
                 service: str = "dynamodb") -> tuple[Any, dict[str, Region]]:
@@ -131,7 +146,7 @@ def make_client(policy: resilient_aws.Policy | None = None, scripts: dict | None
                                       failover=policy.failover, dns=resilient_aws.DnsPolicy(enabled=False))
     clock = clock or FakeClock()
     session = resilient_aws.Session(region_name=regions[0], failover_regions=list(regions[1:]), policy=policy,
-                                    botocore_session=botocore.session.Session(), aws_access_key_id="testing",
+                                    botocore_session=_botocore_session(), aws_access_key_id="testing",
                                     aws_secret_access_key="testing", timing=clock.timing())
     urls = {r: f"http://127.0.0.{i + 1}:9" for i, r in enumerate(regions)}
     client = session.client(service, endpoint_urls=urls)
