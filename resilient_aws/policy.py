@@ -5,7 +5,7 @@ without copying. ``__post_init__`` checks every field and raises ``ConfigError``
 (``"RetryPolicy.max_attempts"``): a mistake is found on the developer's laptop, not during the
 outage the policy was written for.
 
-Defaults, and where they come from (see ANCHORS in the design notes):
+Defaults, and where they come from (the systems they are compared with):
 
 - retry: 3 attempts in all (failover included), full jitter from 50 ms, capped at 2 s — the shape of
   botocore's standard mode and the 2026 SDK defaults, not legacy mode's 10 unjittered attempts;
