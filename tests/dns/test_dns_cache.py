@@ -17,7 +17,7 @@ import threading
 import time
 
 import pytest
-from support.dns import NAME, ips, settle
+from support.dns import NAME, ips, resolve_in_threads, settle
 from support.threads import run_in_threads
 
 from resilient_aws.dns import DnsCache, DnsLookupError
@@ -187,15 +187,9 @@ def test_one_lookup_in_flight_per_name_with_32_threads(resolver, make_cache):
     resolver.hold()  # the first caller's lookup hangs until the 31 others wait for it
     waits = Waits(on_wait=lambda n: n == 31 and resolver.release())
     cache = make_cache(wait=waits)
-    results: list[list[list[str]]] = [[] for _ in range(32)]
-
-    def worker(i: int) -> None:
-        for _ in range(20):
-            results[i].append(ips(cache.resolve(NAME, 443)))
-
-    run_in_threads(32, worker, timeout=30)
-    assert sum(len(r) for r in results) == 32 * 20
-    assert all(got == ["127.0.0.5"] for r in results for got in r)
+    results = resolve_in_threads(cache, NAME)
+    assert len(results) == 32 * 20
+    assert all(got == ["127.0.0.5"] for got in results)
     assert resolver.count(NAME) == 1
     assert len(waits.bounds) == 31  # every other caller waited for that one lookup
     assert not resolver.held_too_long

@@ -10,8 +10,7 @@ sleep; only the lookups take real time. The rules themselves are tested without 
 from __future__ import annotations
 
 import pytest
-from support.dns import NAME, ips, settle
-from support.threads import run_in_threads
+from support.dns import NAME, ips, resolve_in_threads, settle
 
 from resilient_aws.dns import DnsLookupError
 
@@ -52,15 +51,9 @@ def test_an_unreachable_nameserver_keeps_the_last_good_answer(dns_server, clock,
 def test_one_lookup_in_flight_per_name_with_32_threads(dns_server, make_live_cache):
     dns_server.set(NAME, a=["127.0.0.5"], ttl=60)
     cache = make_live_cache()
-    results: list[list[list[str]]] = [[] for _ in range(32)]
-
-    def worker(i: int) -> None:
-        for _ in range(20):
-            results[i].append(ips(cache.resolve(NAME, 443)))
-
-    run_in_threads(32, worker, timeout=30)
-    assert sum(len(r) for r in results) == 32 * 20
-    assert all(got == ["127.0.0.5"] for r in results for got in r)
+    results = resolve_in_threads(cache, NAME)
+    assert len(results) == 32 * 20
+    assert all(got == ["127.0.0.5"] for got in results)
     assert dns_server.count(NAME, "A") == 1
 
 

@@ -162,3 +162,17 @@ def make_client(url: str, verify: bool | str | None = None, **config: object):
     return botocore.session.get_session().create_client(
         "dynamodb", region_name="us-east-1", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
         verify=verify, config=Config(retries={"total_max_attempts": 1}, connect_timeout=2, read_timeout=5, **config))
+
+
+def resolve_in_threads(cache: DnsCache, host: str, threads: int = 32, calls: int = 20) -> list[list[str]]:
+    """``calls`` resolutions of ``host`` in each of ``threads`` threads released together; the IPs each got."""
+    from support.threads import run_in_threads
+
+    results: list[list[list[str]]] = [[] for _ in range(threads)]
+
+    def worker(i: int) -> None:
+        for _ in range(calls):
+            results[i].append(ips(cache.resolve(host, 443)))
+
+    run_in_threads(threads, worker, timeout=30)
+    return [got for per_thread in results for got in per_thread]
