@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 from .breaker import ADMIT, PROBE, REJECT
 from .classify import classify
 from .errors import CircuitOpenError
-from .events import BUDGET_DENIED, CIRCUIT_OPEN, FAILOVER, RETRY
+from .events import CIRCUIT_OPEN, FAILOVER
 from .params import Prepared
-from .retry import CallState, error_code, handoff, record
+from .retry import CallState, error_code, handoff, pay_for_retry, record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import ResilientClient
@@ -103,19 +103,9 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                     break
                 lane = lanes[target]
                 if used[target]:  # a retry of a region this call used: pay, wait, then ask the breaker
-                    now = timing.monotonic()
-                    if not lane.health.budget.try_withdraw(now):
-                        client._counters.count(retries_denied_by_budget=1)
-                        client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
+                    if not pay_for_retry(client, lane, state, verdict, op_name, timing.monotonic(),
+                                         error_code(errors[current])):
                         break
-                    delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
-                    if state.deadline_at is not None and now + delay >= state.deadline_at:
-                        client._counters.count(deadline_stops=1)
-                        break
-                    client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1,
-                                 delay=round(delay, 4), error=error_code(errors[current]))
-                    if delay > 0:
-                        timing.sleep(delay)
                     ticket = lane.health.breaker.admit(timing.monotonic())
                     if ticket == REJECT:
                         break

@@ -195,24 +195,33 @@ class RetryHandler:
         health = lane.health
         if health.breaker.state is not CLOSED:
             return False
-        if not health.budget.try_withdraw(now):
-            client._counters.count(retries_denied_by_budget=1)
-            client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
+        if not pay_for_retry(client, lane, state, verdict, op_name, now, error):
             return False
-        delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
-        if state.deadline_at is not None and now + delay >= state.deadline_at:
-            client._counters.count(deadline_stops=1)
-            return False
-        client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1, delay=round(delay, 4),
-                     error=error)
-        if delay > 0:
-            client._timing.sleep(delay)
         if health.breaker.state is not CLOSED:
             return False  # it opened while we waited: do not pile on
         state.attempts += 1
         state.retries += 1
         client._counters.attempt_made(lane, retry=True)
         return True
+
+
+def pay_for_retry(client: ResilientClient, lane: RegionLane, state: CallState, verdict: Verdict, op_name: str,
+                  now: float, error: str) -> bool:
+    """What any retry of ``lane`` costs, in region or back from another one: a token of the endpoint's
+    budget, then the jittered backoff, slept only if it ends before the call's deadline. False (and
+    counted, and for the budget an event) when the retry must not happen. Holds no breaker ticket."""
+    if not lane.health.budget.try_withdraw(now):
+        client._counters.count(retries_denied_by_budget=1)
+        client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
+        return False
+    delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
+    if state.deadline_at is not None and now + delay >= state.deadline_at:
+        client._counters.count(deadline_stops=1)
+        return False
+    client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1, delay=round(delay, 4), error=error)
+    if delay > 0:
+        client._timing.sleep(delay)
+    return True
 
 
 def error_code(exc: BaseException | None, parsed: dict[str, Any] | None = None) -> str:
@@ -225,7 +234,8 @@ def error_code(exc: BaseException | None, parsed: dict[str, Any] | None = None) 
     return type(exc).__name__ if exc is not None else "unknown"
 
 
-__all__ = ["CONTEXT_KEY", "CallState", "RetryHandler", "crc32_error", "error_code", "handoff", "record", "rewindable"]
+__all__ = ["CONTEXT_KEY", "CallState", "RetryHandler", "crc32_error", "error_code", "handoff", "pay_for_retry",
+           "record", "rewindable"]
 
 
 def install_retry_handler(client: Any, handler: RetryHandler, max_attempts: int) -> None:

@@ -69,17 +69,6 @@ def _forced_config(config: object) -> Config:
     return config.merge(NO_RETRIES)
 
 
-def _default_endpoint(bc_session: botocore.session.Session, client: BaseClient) -> str:
-    """The URL botocore would use for ``client``'s service and region with no endpoint_url."""
-    probe = bc_session.create_client(client.meta.service_model.service_name, region_name=client.meta.region_name,
-                                     config=client.meta.config, aws_access_key_id="probe",
-                                     aws_secret_access_key="probe")
-    try:
-        return probe.meta.endpoint_url
-    finally:
-        probe.close()
-
-
 class _Shared:
     """What one Session (or one wrap()) shares between its clients."""
 

@@ -14,9 +14,20 @@ from .client import ResilientClient
 from .errors import ConfigError
 from .policy import Policy, coerce_policy
 from .regions import RegionLane
-from .session import NO_RETRIES, _default_endpoint, _Shared
+from .session import NO_RETRIES, _Shared
 from .timing import Timing, coerce_timing
 from .validate import check_endpoint_urls, check_private_failover, check_regions, resolve_failover_operations
+
+
+def _default_endpoint(bc_session: botocore.session.Session, client: BaseClient) -> str:
+    """The URL botocore would use for ``client``'s service and region with no endpoint_url."""
+    probe = bc_session.create_client(client.meta.service_model.service_name, region_name=client.meta.region_name,
+                                     config=client.meta.config, aws_access_key_id="probe",
+                                     aws_secret_access_key="probe")
+    try:
+        return probe.meta.endpoint_url
+    finally:
+        probe.close()
 
 
 def wrap(
