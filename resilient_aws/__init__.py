@@ -16,6 +16,15 @@ from .wrap import wrap
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # RedisState needs the ``redis`` package (extra ``resilient-aws[redis]``): imported on first use only
+    if name in ("RedisState", "SharedState"):
+        from . import fleet
+
+        return getattr(fleet, name)
+    raise AttributeError(f"module 'resilient_aws' has no attribute {name!r}")
+
 __all__ = [
     "CLOSED",
     "HALF_OPEN",
@@ -28,9 +37,11 @@ __all__ = [
     "Event",
     "FailoverPolicy",
     "Policy",
+    "RedisState",
     "ResilientClient",
     "RetryPolicy",
     "Session",
+    "SharedState",
     "Timing",
     "__version__",
     "wrap",

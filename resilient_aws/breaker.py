@@ -17,6 +17,14 @@ back.
 ``state`` is a plain attribute read without a lock on the hot path: a stale read costs at most one
 attempt admitted just as the breaker opened, which is then counted as usual. The lock guards only
 integer updates, never the network call.
+
+With shared state (``fleet``, an :class:`~resilient_aws.fleet.EndpointLink`), the breaker is one
+member of the fleet's: its failures are reported to the fleet's window, its opening opens every
+process's, it *follows* what the fleet publishes (:meth:`follow`), and when its open time is up it
+probes only if it wins the fleet's probe lease (one probe at a time for the whole fleet; the lease
+runs out after ``open_time`` if its holder dies). The open time is then ``open_time`` without
+doubling: the lease already bounds the fleet's probes to one per ``open_time``, so doubling would
+only delay the recovery. While the store is unreachable, everything here works as without it.
 """
 
 from __future__ import annotations
@@ -25,11 +33,15 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _fork
 from .policy import BreakerPolicy
 from .window import RollingCounts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fleet.shared import EndpointLink
+    from .fleet.store import View
 
 logger = logging.getLogger("resilient_aws")
 
@@ -51,8 +63,8 @@ _Change = tuple[str, str, dict[str, Any]]
 
 
 class CircuitBreaker:
-    __slots__ = ("__weakref__", "_counts", "_lock", "_on_change", "_open_count", "_probe_in_flight",
-                 "_probe_successes", "_uniform", "name", "open_until", "policy", "state", "transitions")
+    __slots__ = ("__weakref__", "_counts", "_leased", "_lock", "_on_change", "_open_count", "_probe_in_flight",
+                 "_probe_successes", "_uniform", "fleet", "name", "open_until", "policy", "state", "transitions")
 
     def __init__(self, policy: BreakerPolicy, *, name: str = "", now: float,
                  lock: threading.Lock | None = None, on_change: StateListener | None = None,
@@ -68,6 +80,8 @@ class CircuitBreaker:
         self._probe_successes = 0
         self._on_change = on_change
         self._uniform = uniform
+        self.fleet: EndpointLink | None = None
+        self._leased = False           # the probe in flight holds the fleet's lease
         if lock is None:
             lock = threading.Lock()
             _fork.register(self)
@@ -83,16 +97,46 @@ class CircuitBreaker:
             state = self.state
             if state is CLOSED:
                 return ADMIT
-            if self._probe_in_flight:
+            if self._probe_in_flight or (state is OPEN and now < self.open_until):
                 return REJECT
-            if state is OPEN:
-                if now < self.open_until:
-                    return REJECT
-                change = self._set(HALF_OPEN)
             self._probe_in_flight = True
+            fleet = self.fleet
+            # with a fleet, a probe needs its lease (kept across the probes of one half-open period)
+            ask = fleet is not None and not self._leased and fleet.available
+            if not ask and state is OPEN:
+                change = self._set(HALF_OPEN)
+        if ask:
+            assert fleet is not None
+            return self._claim(fleet, now)  # this thread asks the fleet; others are rejected meanwhile
         if change:
             self._notify(change)
         return PROBE
+
+    def _claim(self, fleet: EndpointLink, now: float) -> int:
+        """Probe only with the fleet's lease; the store's answer is awaited with no lock held."""
+        answer = fleet.claim()
+        change = None
+        with self._lock:
+            if answer is not None and not answer[0]:  # someone else probes, or the open time is not up
+                self._probe_in_flight = False
+                self.open_until = now + answer[1].remaining + self._spread()
+                if self.state is HALF_OPEN:  # (a released probe): wait like everyone else
+                    self.state = OPEN
+                return REJECT
+            granted = answer is not None
+            if self.state is CLOSED:  # closed by a message meanwhile: no probe needed
+                self._probe_in_flight = False
+                ticket = ADMIT
+            else:
+                self._leased = granted
+                if self.state is OPEN:
+                    change = self._set(HALF_OPEN)
+                ticket = PROBE
+        if ticket == ADMIT and granted:
+            fleet.released()
+        if change:
+            self._notify(change)
+        return ticket
 
     def would_admit(self, now: float) -> bool:
         """Would ``admit(now)`` let an attempt through? A look without taking anything, for
@@ -110,10 +154,14 @@ class CircuitBreaker:
         if ticket == PROBE:
             with self._lock:
                 self._probe_in_flight = False
+                leased, self._leased = self._leased, False
+            if leased and self.fleet is not None:
+                self.fleet.released()
 
     # -- results -----------------------------------------------------------------------------
     def on_success(self, now: float, ticket: int) -> None:
         change = None
+        tell_fleet = False
         with self._lock:
             if ticket == PROBE:
                 self._probe_in_flight = False
@@ -123,8 +171,11 @@ class CircuitBreaker:
                         self._counts.clear()
                         self._open_count = 0
                         change = self._set(CLOSED)
+                        tell_fleet, self._leased = self._leased, False
             elif self.state is CLOSED:
                 self._counts.add(now, SUCCESSES)
+        if tell_fleet and self.fleet is not None:
+            self.fleet.probe_done(True)
         if change:
             self._notify(change)
 
@@ -132,11 +183,16 @@ class CircuitBreaker:
         if not self.policy.enabled:
             return
         change = None
+        fleet = self.fleet
+        tell: str | None = None
         with self._lock:
             if ticket == PROBE:
                 self._probe_in_flight = False
                 if self.state is HALF_OPEN:
                     change = self._open(now, reason="probe failed")
+                    if self._leased:
+                        tell = "probe failed"
+                self._leased = False
             elif self.state is CLOSED:
                 counts = self._counts
                 counts.add(now, FAILURES)
@@ -144,13 +200,63 @@ class CircuitBreaker:
                 total = successes + failures
                 if total >= self.policy.min_calls and failures >= self.policy.failure_ratio * total:
                     change = self._open(now, reason=f"{failures}/{total} attempts failed")
+                    tell = "opened"
+                else:
+                    tell = "failed"
             # results of attempts admitted before the breaker opened are ignored: they say nothing new
+        if fleet is not None and tell is not None:
+            if tell == "failed":
+                fleet.failed()
+            elif tell == "opened":
+                fleet.opened()
+            else:
+                fleet.probe_done(False)
         if change:
             self._notify(change)
 
     def on_neutral(self, ticket: int) -> None:
-        """The endpoint answered, but with something that is not a health signal (throttling)."""
-        self.release(ticket)
+        """The endpoint answered, but with something that is not a health signal (throttling). A
+        fleet lease is kept (it runs out after ``open_time``): giving it back would let the next
+        process probe a throttling endpoint at once, and the next, and so on."""
+        if ticket == PROBE:
+            with self._lock:
+                self._probe_in_flight = False
+
+    # -- the fleet -----------------------------------------------------------------------------
+    def follow(self, view: View, now: float, owner: str, *, from_message: bool) -> None:
+        """Do what the fleet says. ``open``/``probing``: stay open until the fleet's time is up (plus
+        a jitter of up to ``open_jitter * open_time``, so that the process that claims the lease has
+        published it before most others look); ``closed`` from a message: a probe succeeded
+        elsewhere. A reply's ``closed`` only means "the fleet has not opened": it never closes."""
+        change = None
+        with self._lock:
+            if view.state == CLOSED:
+                if from_message and self.state is not CLOSED and not self._leased:
+                    self._counts.clear()
+                    self._open_count = 0
+                    change = self._set(CLOSED)
+                    change[2]["reason"] = "a probe succeeded elsewhere in the fleet"
+            elif view.holder != owner and not (self.state is HALF_OPEN and self._probe_in_flight):
+                until = now + view.remaining + self._spread()
+                if self.state is CLOSED:
+                    self.state = OPEN
+                    self.transitions += 1
+                    self._probe_successes = 0
+                    change = (CLOSED, OPEN, {"reason": "opened by the fleet", "open_for": round(until - now, 3)})
+                elif self.state is HALF_OPEN:  # between probes; our lease, if any, is someone else's now
+                    self.state = OPEN
+                    self._leased = False
+                self.open_until = until
+        if change:
+            self._notify(change)
+
+    def success_total(self, now: float) -> tuple[int, int]:
+        """Successes counted while closed: ever, and in the window (for the fleet's window)."""
+        with self._lock:
+            return self._counts.cumulative(now)[SUCCESSES], self._counts.totals(now)[SUCCESSES]
+
+    def _spread(self) -> float:
+        return self._uniform(0.0, self.policy.open_jitter * self.policy.open_time)
 
     # -- internals ---------------------------------------------------------------------------
     def _open(self, now: float, reason: str) -> _Change:
@@ -212,3 +318,4 @@ class CircuitBreaker:
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
         self._probe_in_flight = False  # the probing thread does not exist in the child
+        self._leased = False

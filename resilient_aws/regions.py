@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _compat, _fork
 from .breaker import CircuitBreaker
@@ -24,14 +24,23 @@ from .events import BREAKER_STATE, Emitter, Event
 from .policy import Policy
 from .timing import REAL, Timing
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .fleet import SharedState
+
+
+def endpoint_key(service: str, region: str, endpoint_url: str | None) -> str:
+    """The endpoint's name in shared state: the same in every process of a fleet."""
+    return f"{service}|{region}|{endpoint_url or ''}"
+
 
 class EndpointHealth:
     """Breaker + retry budget of one endpoint, under one lock."""
 
-    __slots__ = ("__weakref__", "breaker", "budget", "endpoint_url", "lock", "region", "service")
+    __slots__ = ("__weakref__", "breaker", "budget", "endpoint_url", "fleet", "lock", "region", "service")
 
     def __init__(self, service: str, region: str, policy: Policy, emitter: Emitter,
-                 endpoint_url: str | None = None, timing: Timing = REAL) -> None:
+                 endpoint_url: str | None = None, timing: Timing = REAL,
+                 shared_state: SharedState | None = None) -> None:
         self.service = service
         self.region = region
         self.endpoint_url = endpoint_url
@@ -46,6 +55,8 @@ class EndpointHealth:
         self.breaker = CircuitBreaker(policy.breaker, name=name, now=now, lock=self.lock,
                                       on_change=on_change, uniform=timing.uniform)
         self.budget = RetryBudget(policy.budget, lock=self.lock, now=now)
+        self.fleet = None if shared_state is None else shared_state.endpoint(
+            endpoint_key(service, region, endpoint_url), self.breaker, self.budget)
         _fork.register(self)
 
     def _after_fork(self) -> None:
@@ -63,10 +74,12 @@ class EndpointHealth:
 class HealthRegistry:
     """Session-wide map (service, region, endpoint URL or None for AWS's own) -> EndpointHealth."""
 
-    def __init__(self, policy: Policy, emitter: Emitter, timing: Timing = REAL) -> None:
+    def __init__(self, policy: Policy, emitter: Emitter, timing: Timing = REAL,
+                 shared_state: SharedState | None = None) -> None:
         self._policy = policy
         self._emitter = emitter
         self._timing = timing
+        self._shared_state = shared_state
         self._items: dict[tuple[str, str, str | None], EndpointHealth] = {}
         self._lock = threading.Lock()
         _fork.register(self)
@@ -79,7 +92,7 @@ class HealthRegistry:
                 item = self._items.get(key)
                 if item is None:
                     item = self._items[key] = EndpointHealth(service, region, self._policy, self._emitter,
-                                                             endpoint_url, self._timing)
+                                                             endpoint_url, self._timing, self._shared_state)
         return item
 
     def _after_fork(self) -> None:

@@ -50,6 +50,7 @@ from .validate import (
 
 if TYPE_CHECKING:  # only a type here: the DNS cache (and dnspython) is imported when a policy enables it
     from .dns import DnsCache
+    from .fleet import SharedState
 
 logger = logging.getLogger("resilient_aws")
 
@@ -57,6 +58,16 @@ logger = logging.getLogger("resilient_aws")
 #: ``retry.install_retry_handler``); standard mode with one attempt keeps any handler botocore
 #: would add harmless, whatever ``AWS_RETRY_MODE``/``AWS_MAX_ATTEMPTS`` say.
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+def check_shared_state(shared_state: object) -> SharedState | None:
+    if shared_state is None:
+        return None
+    from .fleet import SharedState
+
+    if not isinstance(shared_state, SharedState):
+        raise ConfigError("shared_state", f"must be a resilient_aws.RedisState (a SharedState), got {shared_state!r}")
+    return shared_state
 
 
 def _forced_config(config: object) -> Config:
@@ -72,11 +83,12 @@ def _forced_config(config: object) -> Config:
 class _Shared:
     """What one Session (or one wrap()) shares between its clients."""
 
-    def __init__(self, policy: Policy, timing: Timing) -> None:
+    def __init__(self, policy: Policy, timing: Timing, shared_state: SharedState | None = None) -> None:
         self.policy = policy
         self.timing = timing
+        self.shared_state = shared_state
         self.emitter = Emitter()
-        self.health = HealthRegistry(policy, self.emitter, timing)
+        self.health = HealthRegistry(policy, self.emitter, timing, shared_state)
         self.create_lock = threading.Lock()
         self._dns: DnsCache | None = None
         self._dns_lock = threading.Lock()
@@ -94,7 +106,8 @@ class _Shared:
                 if self._dns is None:
                     from .dns import DnsCache
 
-                    self._dns = DnsCache(self.policy.dns, self.emitter, timing=self.timing)
+                    fleet = None if self.shared_state is None else self.shared_state.dns(self.policy.dns)
+                    self._dns = DnsCache(self.policy.dns, self.emitter, timing=self.timing, fleet=fleet)
         return self._dns
 
     def close(self) -> None:
@@ -144,10 +157,13 @@ class Session(boto3.Session):
         policy: Policy | None = None,
         boto3_session: boto3.Session | None = None,
         timing: Timing | None = None,
+        shared_state: SharedState | None = None,
     ) -> None:
         """``failover_regions``: ordered fallbacks for every client; ``policy``: resilient_aws's knobs;
         ``boto3_session``: build on an existing boto3 session (its credentials, profile and region);
-        ``timing``: replaces the clock, sleep and random source (tests, simulations)."""
+        ``timing``: replaces the clock, sleep and random source (tests, simulations);
+        ``shared_state``: a :class:`~resilient_aws.RedisState` (or other ``SharedState``) through which
+        the processes of a fleet share breakers, retry-budget floors and last-known-good DNS answers."""
         if botocore_session is not None and boto3_session is not None:
             raise ConfigError("boto3_session", "pass either botocore_session or boto3_session, not both")
         if boto3_session is not None:
@@ -172,7 +188,7 @@ class Session(boto3.Session):
             check_region("region_name", region, known)
         self.failover_regions: tuple[str, ...] = check_regions(region or "", failover_regions, known=known)
         self.policy: Policy = coerce_policy(policy)
-        self._shared = _Shared(self.policy, coerce_timing(timing))
+        self._shared = _Shared(self.policy, coerce_timing(timing), check_shared_state(shared_state))
         self._clients: weakref.WeakSet[ResilientClient] = weakref.WeakSet()
 
     @property

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 
 class RollingCounts:
-    __slots__ = ("_buckets", "_index", "_n", "_width", "cur", "edge")
+    __slots__ = ("_buckets", "_index", "_n", "_width", "cur", "edge", "retired")
 
     def __init__(self, window: float, fields: int, now: float, buckets: int = 10) -> None:
         self._n = buckets
@@ -26,6 +26,7 @@ class RollingCounts:
         self._index = 0
         self.cur = self._buckets[0]       # the bucket that receives adds now
         self.edge = now + self._width     # when ``cur`` ends
+        self.retired = [0] * fields       # counts that left the window (running totals: ``cumulative``)
 
     def roll(self, now: float) -> None:
         """Expire the buckets that ended at or before ``now``; call before touching ``cur``."""
@@ -37,6 +38,7 @@ class RollingCounts:
             self._index = (self._index + 1) % self._n
             bucket = self._buckets[self._index]
             for i in range(len(bucket)):
+                self.retired[i] += bucket[i]
                 bucket[i] = 0
         self.cur = self._buckets[self._index]
 
@@ -50,7 +52,13 @@ class RollingCounts:
         self.roll(now)
         return [sum(column) for column in zip(*self._buckets, strict=True)]
 
+    def cumulative(self, now: float) -> list[int]:
+        """Everything ever added (what left the window included), and the window's sums."""
+        window = self.totals(now)
+        return [r + w for r, w in zip(self.retired, window, strict=True)]
+
     def clear(self) -> None:
         for bucket in self._buckets:
             for i in range(len(bucket)):
+                self.retired[i] += bucket[i]
                 bucket[i] = 0

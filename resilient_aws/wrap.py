@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.client import BaseClient
@@ -14,9 +14,12 @@ from .client import ResilientClient
 from .errors import ConfigError
 from .policy import Policy, coerce_policy
 from .regions import RegionLane
-from .session import NO_RETRIES, _Shared
+from .session import NO_RETRIES, _Shared, check_shared_state
 from .timing import Timing, coerce_timing
 from .validate import check_endpoint_urls, check_private_failover, check_regions, resolve_failover_operations
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fleet import SharedState
 
 
 def _default_endpoint(bc_session: botocore.session.Session, client: BaseClient) -> str:
@@ -38,6 +41,7 @@ def wrap(
     endpoint_urls: Mapping[str, str] | None = None,
     botocore_session: botocore.session.Session | None = None,
     timing: Timing | None = None,
+    shared_state: SharedState | None = None,
 ) -> Any:
     """Harden an existing botocore/boto3 client in place.
 
@@ -46,6 +50,9 @@ def wrap(
     need from ``botocore_session`` — by default a new session carrying the client's own credentials —
     with the client's config. Call the returned client: only it can move a call to another region
     (a call made on the original object still gets resilient_aws's in-region retries and breaker).
+
+    ``shared_state`` shares breakers, retry-budget floors and DNS answers with the fleet (see
+    ``Session``).
 
     Returns a ``ResilientClient``, typed ``Any`` like ``Session.client()``: annotate it with your boto3
     stubs' client type, or with ``ResilientClient`` for ``stats()``.
@@ -67,7 +74,7 @@ def wrap(
     if fallbacks and own_url != _default_endpoint(botocore_session or botocore.session.get_session(), client):
         custom = own_url
     check_private_failover(primary, custom, fallbacks, urls)
-    shared = _Shared(policy, coerce_timing(timing))
+    shared = _Shared(policy, coerce_timing(timing), check_shared_state(shared_state))
     shared.prepare(client, None)
     merged = client.meta.config.merge(NO_RETRIES)
     sessions: list[botocore.session.Session] = [botocore_session] if botocore_session else []

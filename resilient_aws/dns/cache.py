@@ -41,12 +41,13 @@ trusted is ``persist.py``'s job; here an entry is only marked as worth saving an
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cachetools
 
@@ -56,6 +57,9 @@ from ..policy import DnsPolicy
 from ..timing import Timing, coerce_timing
 from .persist import AnswerStore, StoredName, restore, save_due, stored
 from .resolver import HOSTS_PATH, Address, Answer, HostsFile, LookupFailure, Resolver
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..fleet import DnsLink
 
 logger = logging.getLogger("resilient_aws.dns")
 
@@ -137,7 +141,8 @@ class DnsCache:
                  monotonic: Callable[[], float] | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  random: Callable[[], float] | None = None,
-                 wait: Callable[[threading.Event, float], bool] = threading.Event.wait) -> None:
+                 wait: Callable[[threading.Event, float], bool] = threading.Event.wait,
+                 fleet: DnsLink | None = None) -> None:
         timing = coerce_timing(timing)
         self.policy = policy
         self._emitter = emitter
@@ -145,6 +150,7 @@ class DnsCache:
         self._wall_clock = wall_clock
         self._random = random or timing.random
         self._wait = wait
+        self._fleet = fleet
         self._resolver = resolver or Resolver(policy, HostsFile(hosts_path or HOSTS_PATH, monotonic=self._monotonic))
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
@@ -153,7 +159,7 @@ class DnsCache:
         self._counters = dict.fromkeys(
             ("lookups", "queries", "answers", "answers_changed", "refreshes_ahead", "rechecks", "failures",
              "cold_failures", "stale_served", "stale_episodes", "stale_expired", "recoveries",
-             "connect_failures", "persisted_loads", "persist_writes", "persist_errors"), 0)
+             "connect_failures", "persisted_loads", "persist_writes", "persist_errors", "fleet_loads"), 0)
         self._failures_by_kind: dict[str, int] = {}
         self._store = AnswerStore(policy.persist_path, max_stale=policy.max_stale,
                                   wall_clock=wall_clock) if policy.persist_path else None
@@ -313,6 +319,8 @@ class DnsCache:
             logger.debug("DNS %s -> %s", host, ", ".join(a[1] for a in answer.addresses))
         if persist:
             self._save()
+        if self._fleet is not None and answer.source == "dns":
+            self._fleet.publish(host, tuple(a[1] for a in answer.addresses), now)
 
     def _on_failure(self, host: str, e: _Entry, failure: LookupFailure) -> None:
         now = self._monotonic()
@@ -331,6 +339,8 @@ class DnsCache:
                 e.failing_since = now
                 c["stale_episodes"] += 1
                 started = True
+        if not has_good and self._fleet is not None:
+            has_good = started = self._from_fleet(host, e, now)
         if started:
             logger.warning("DNS for %s failed (%s); serving last-known-good %s until it "
                            "answers again (at most %.0f s more)", host, failure.kind,
@@ -338,6 +348,30 @@ class DnsCache:
             self._emit(DNS_STALE, host, {"kind": failure.kind, "addresses": [a[1] for a in e.addresses]})
         elif not has_good:
             self._emit(DNS_FAILURE, host, {"kind": failure.kind, "error": str(failure)})
+
+    def _from_fleet(self, host: str, e: _Entry, now: float) -> bool:
+        """A name with no good answer of ours: the fleet's last good one, served as stale (it is
+        already past its TTL, so every re-check still asks DNS; only a non-empty answer replaces it)."""
+        assert self._fleet is not None
+        found = self._fleet.lookup(host)
+        if found is None:
+            return False
+        ips, age = found
+        addresses = tuple((socket.AF_INET6 if ipaddress.ip_address(ip).version == 6 else socket.AF_INET, ip)
+                          for ip in ips)
+        with self._lock:
+            if e.addresses and now < e.stale_until:  # an answer of our own arrived meanwhile
+                return False
+            e.addresses = addresses
+            e.infos = {}
+            e.expires = now
+            e.stale_until = now + max(0.0, self.policy.max_stale - age)
+            e.answered_at = self._wall_clock() - age
+            e.persistable = False
+            e.failing_since = now
+            self._counters["fleet_loads"] += 1
+            self._counters["stale_episodes"] += 1
+        return True
 
     def _expire_stale(self, e: _Entry) -> None:
         """Called under the lock when the last good answer is older than ``max_stale``: forget it."""

@@ -1,0 +1,165 @@
+"""The store's operations as Redis Lua scripts: each one step, atomic, timed by Redis's own clock.
+
+Why scripts: "claim the probe lease if nobody holds it" or "count this failure and open the fleet's
+breaker if the window says so" must not interleave with another process doing the same. A script
+runs alone on the server, in one round trip; ``TIME`` inside it gives every process the same clock.
+
+Every script tolerates garbage in the keys it reads (a field that is not a number counts as 0, an
+unknown state is passed back for the client to refuse): a corrupt key must not raise an error
+that the client would mistake for Redis being down. The replies are checked again by the client
+(``store.view_from``). Keys of one endpoint share the hash tag ``{endpoint}``, so a cluster would
+keep them on one node. :class:`~resilient_aws.fleet.store.MemoryStore` is the same contract in Python.
+"""
+
+from __future__ import annotations
+
+#: A breaker record is kept a day after its last write (a fleet that went away leaves nothing behind).
+RECORD_TTL_MS = 86_400_000
+
+_PRELUDE = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function view(b, now)
+  local r = redis.call('HMGET', b, 'st', 'until', 'h')
+  if not r[1] then return {'closed', 0, ''} end
+  local rem = (tonumber(r[2]) or 0) - now
+  if rem < 0 then rem = 0 end
+  return {r[1], rem, r[3] or ''}
+end
+local function emit(ns, channel, e, v)
+  redis.call('PUBLISH', channel, cjson.encode({ns=ns, e=e, st=v[1], rem=v[2], h=v[3]}))
+end
+local function put(b, st, u, h)
+  redis.call('HSET', b, 'st', st, 'until', u, 'h', h)
+  redis.call('PEXPIRE', b, RECORD_TTL_MS)
+end
+""".replace("RECORD_TTL_MS", str(RECORD_TTL_MS))
+
+# KEYS: record, window. ARGV: ns, endpoint, channel, owner, successes, failures, min_calls, ratio,
+# window_ms, open_ms
+REPORT = _PRELUDE + """
+local now = now_ms()
+local window = tonumber(ARGV[9])
+local width = math.max(1, math.floor(window / 10))
+local cur = math.floor(now / width)
+local s_new, f_new = tonumber(ARGV[5]), tonumber(ARGV[6])
+if s_new > 0 then redis.call('HINCRBY', KEYS[2], 's:' .. cur, s_new) end
+if f_new > 0 then redis.call('HINCRBY', KEYS[2], 'f:' .. cur, f_new) end
+redis.call('PEXPIRE', KEYS[2], window)
+local all = redis.call('HGETALL', KEYS[2])
+local ok, bad = 0, 0
+for i = 1, #all, 2 do
+  local bucket = tonumber(string.sub(all[i], 3))
+  local n = tonumber(all[i + 1]) or 0
+  if bucket == nil or bucket <= cur - 10 then
+    redis.call('HDEL', KEYS[2], all[i])
+  elseif string.sub(all[i], 1, 1) == 's' then ok = ok + n else bad = bad + n end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 and bad >= tonumber(ARGV[7]) and bad >= tonumber(ARGV[8]) * (ok + bad) then
+  put(KEYS[1], 'open', now + tonumber(ARGV[10]), '')
+  local v = view(KEYS[1], now)
+  emit(ARGV[1], ARGV[3], ARGV[2], v)
+  return v
+end
+return view(KEYS[1], now)
+"""
+
+# KEYS: record. ARGV: ns, endpoint, channel, owner, open_ms
+OPEN = _PRELUDE + """
+local now = now_ms()
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  put(KEYS[1], 'open', now + tonumber(ARGV[5]), '')
+  local v = view(KEYS[1], now)
+  emit(ARGV[1], ARGV[3], ARGV[2], v)
+  return v
+end
+return view(KEYS[1], now)
+"""
+
+# KEYS: record. ARGV: ns, endpoint, channel, owner, lease_ms. Reply: {granted, view}
+CLAIM = _PRELUDE + """
+local now = now_ms()
+local r = redis.call('HMGET', KEYS[1], 'st', 'until')
+if r[1] and now < (tonumber(r[2]) or 0) then return {0, view(KEYS[1], now)} end
+put(KEYS[1], 'probing', now + tonumber(ARGV[5]), ARGV[4])
+local v = view(KEYS[1], now)
+emit(ARGV[1], ARGV[3], ARGV[2], v)
+return {1, v}
+"""
+
+# KEYS: record, window. ARGV: ns, endpoint, channel, owner, ok (1/0), open_ms
+PROBE_DONE = _PRELUDE + """
+local now = now_ms()
+if redis.call('HGET', KEYS[1], 'h') ~= ARGV[4] then return view(KEYS[1], now) end
+if ARGV[5] == '1' then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  local v = {'closed', 0, ''}
+  emit(ARGV[1], ARGV[3], ARGV[2], v)
+  return v
+end
+put(KEYS[1], 'open', now + tonumber(ARGV[6]), '')
+local v = view(KEYS[1], now)
+emit(ARGV[1], ARGV[3], ARGV[2], v)
+return v
+"""
+
+# KEYS: record. ARGV: ns, endpoint, channel, owner
+RELEASE = _PRELUDE + """
+local now = now_ms()
+if redis.call('HGET', KEYS[1], 'h') == ARGV[4] then
+  put(KEYS[1], 'open', now, '')
+  local v = view(KEYS[1], now)
+  emit(ARGV[1], ARGV[3], ARGV[2], v)
+  return v
+end
+return view(KEYS[1], now)
+"""
+
+# KEYS: record. Reply: the view, or nil when there is no record
+READ = _PRELUDE + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return view(KEYS[1], now_ms())
+"""
+
+# KEYS: reserve. ARGV: rate (tokens/s), capacity, ask_rate, keep_ms. Reply: {granted, wait_ms}
+RESERVE = _PRELUDE + """
+local now = now_ms()
+local rate, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
+local r = redis.call('HMGET', KEYS[1], 't', 'at', 'ds', 'dn')
+local tokens = tonumber(r[1]) or cap
+local at = tonumber(r[2]) or now
+if tokens ~= tokens or tokens < 0 then tokens = 0 end
+if at > now then at = now end
+tokens = math.min(cap, tokens + (now - at) / 1000 * rate)
+if tokens >= 1 then
+  redis.call('HSET', KEYS[1], 't', tostring(tokens - 1), 'at', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  return {1, 0}
+end
+local sec = math.floor(now / 1000)
+local dn = 0
+if tonumber(r[3]) == sec then dn = tonumber(r[4]) or 0 end
+dn = dn + 1
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', now, 'ds', sec, 'dn', dn)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local wait = 1000
+if rate > 0 then wait = (1 - tokens) / rate * 1000 end
+wait = math.max(wait, dn / tonumber(ARGV[3]) * 1000)
+return {0, math.ceil(wait)}
+"""
+
+# KEYS: dns entry. ARGV: entry (JSON), keep_ms
+DNS_PUT = _PRELUDE + """
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'at', now_ms())
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: dns entry. Reply: {entry, age_ms} or nil
+DNS_GET = _PRELUDE + """
+local r = redis.call('HMGET', KEYS[1], 'v', 'at')
+if not r[1] then return false end
+return {r[1], now_ms() - (tonumber(r[2]) or 0)}
+"""
