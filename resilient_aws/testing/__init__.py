@@ -39,6 +39,8 @@ _LAZY = {
     "put_items": ".tables",
     "seed_regions": ".tables",
     "LoopbackDnsServer": ".dns_server",
+    "LoopbackRedisServer": ".redis_server",
+    "RedisServerUnavailable": ".redis_server",
     "OutageDrill": ".drill_env",
     "outage_drill": ".drill_env",
 }
@@ -55,6 +57,8 @@ if TYPE_CHECKING:  # what type checkers see (``X as X``: re-exported); at run ti
     from .endpoint import PortInUseError as PortInUseError
     from .endpoint import loopback_endpoints as loopback_endpoints
     from .endpoint import start_region_endpoints as start_region_endpoints
+    from .redis_server import LoopbackRedisServer as LoopbackRedisServer
+    from .redis_server import RedisServerUnavailable as RedisServerUnavailable
     from .tables import TEST_CREDENTIALS as TEST_CREDENTIALS
     from .tables import create_table as create_table
     from .tables import plain_client as plain_client
