@@ -102,4 +102,5 @@ class CallCounters:
             "caller_errors": c["caller_errors"],
             "regions": regions,
             "dns": dns.stats() if dns is not None else None,
+            "shared_state": fleet.shared.stats() if (fleet := lanes[0].health.fleet) is not None else None,
         }
