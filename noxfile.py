@@ -14,8 +14,9 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 
-#: The lower bound declared in pyproject.toml (``botocore>=1.36``); keep them equal.
+#: The lower bounds declared in pyproject.toml (``botocore>=1.36``, extra ``redis>=5.0``); keep them equal.
 OLDEST_BOTOCORE = "1.36.0"
+OLDEST_REDIS = "5.0.0"
 
 
 @nox.session(python=False, name="tests")
@@ -26,7 +27,7 @@ def tests(session: nox.Session, botocore: str) -> None:
     session.run("python3", "-m", "venv", venv, external=True)
     py = f"{venv}/bin/python"
     session.run(py, "-m", "pip", "install", "-q", "--upgrade", "pip", external=True)
-    pins = [f"botocore=={OLDEST_BOTOCORE}"] if botocore == "oldest" else ["--upgrade"]
+    pins = [f"botocore=={OLDEST_BOTOCORE}", f"redis=={OLDEST_REDIS}"] if botocore == "oldest" else ["--upgrade"]
     session.run(py, "-m", "pip", "install", "-q", "-e", ".[test]", *pins, external=True)
     session.run(py, "-c", "import botocore, urllib3; print('botocore', botocore.__version__, "
                 "'urllib3', urllib3.__version__)", external=True)
