@@ -7,7 +7,8 @@ so that machine noise hits both sides alike; the tables give medians and ratios,
 
 1. The wrapper alone: resilient_aws vs the very botocore client it wraps (retries off), with botocore
    stubbed *below* both (a ``creating-client-class`` handler replaces ``_make_api_call`` with a
-   canned response), so botocore's own ~400 us is out of both sides.
+   canned response), so botocore's own ~400 us is out of both sides; and the same client with shared
+   state attached (an in-memory store that counts its commands: the success path must send none).
 2. End to end: a DynamoDB GetItem answered by an in-process canned HTTP response (a ``before-send``
    handler) for botocore's default client (standard mode, the retry behaviour botocore ships today),
    botocore in legacy mode (the default of 2025-10-20), a botocore client wrapped in tenacity +
@@ -42,6 +43,7 @@ THREAD_ROUNDS = 5
 GUARDED = "botocore + tenacity + pybreaker"
 BARE = "botocore client (stubbed below)"
 WRAPPED = "resilient_aws around it"
+SHARED = "resilient_aws with shared state"
 
 
 @dataclass(frozen=True)
@@ -147,13 +149,23 @@ def run(settings: Settings, progress: Progress | None = None) -> str:
                                  **CREDS)
     resilient = resilient_aws.Session(botocore_session=stubbed_below_session(), region_name="us-east-1",
                                       failover_regions=["us-west-2"], policy=no_dns).client("dynamodb")
-    if not resilient.get_item(**KEY) == bare.get_item(**KEY) == CANNED:
+    from resilient_aws.fleet import MemoryStore, SharedState
+
+    store = MemoryStore(time.monotonic)
+    fleet_client = resilient_aws.Session(botocore_session=stubbed_below_session(), region_name="us-east-1",
+                                         failover_regions=["us-west-2"], policy=no_dns,
+                                         shared_state=SharedState(store)).client("dynamodb")
+    if not resilient.get_item(**KEY) == bare.get_item(**KEY) == fleet_client.get_item(**KEY) == CANNED:
         raise RuntimeError("the stubbed clients did not return the canned response")
-    w = interleaved({BARE: bare.get_item, WRAPPED: resilient.get_item}, settings.rounds, settings.calls, KEY,
-                    progress, "wrapper")
+    commands_before = store.commands
+    w = interleaved({BARE: bare.get_item, WRAPPED: resilient.get_item, SHARED: fleet_client.get_item},
+                    settings.rounds, settings.calls, KEY, progress, "wrapper")
+    store_commands = store.commands - commands_before
     w_bare = statistics.median(w[BARE])
     w_res = statistics.median(w[WRAPPED])
+    w_shared = statistics.median(w[SHARED])
     added = statistics.median(b - a for a, b in zip(w[BARE], w[WRAPPED], strict=True))
+    added_shared = statistics.median(b - a for a, b in zip(w[BARE], w[SHARED], strict=True))
 
     # 3. the same with 8 threads, interleaved too
     per_thread = max(1, settings.calls // THREADS)
@@ -203,9 +215,11 @@ def run(settings: Settings, progress: Progress | None = None) -> str:
         "| --- | ---: | ---: |",
         f"| botocore client, retries off | {w_bare:.2f} µs | 1.00 |",
         f"| resilient_aws around it | {w_res:.2f} µs | {w_res / w_bare:.2f} |",
+        f"| {SHARED} | {w_shared:.2f} µs | {w_shared / w_bare:.2f} |",
         "",
         f"Added by resilient_aws per successful call: **{added:.2f} µs** (median of paired round differences; "
-        "target ≤ 1 µs).",
+        f"target ≤ 1 µs); with shared state attached: **{added_shared:.2f} µs**, and "
+        f"{store_commands} store commands in {settings.rounds * settings.calls:,} successful calls.",
         "",
         "### 2. End to end: DynamoDB GetItem, in-process canned HTTP response",
         "",
