@@ -201,8 +201,8 @@ class CircuitBreaker:
                 if total >= self.policy.min_calls and failures >= self.policy.failure_ratio * total:
                     change = self._open(now, reason=f"{failures}/{total} attempts failed")
                     tell = "opened"
-                else:
-                    tell = "failed"
+                elif total < self.policy.min_calls:
+                    tell = "failed"  # too little history here to decide: the fleet's window counts it
             # results of attempts admitted before the breaker opened are ignored: they say nothing new
         if fleet is not None and tell is not None:
             if tell == "failed":

@@ -1,4 +1,4 @@
-"""``resilient-aws bench [overhead|storm|dns|all]``: the subcommand's options, and what runs them.
+"""``resilient-aws bench [overhead|storm|dns|all|fleet-sim]``: the subcommand's options, and what runs them.
 
 Why here and not in ``resilient_aws.__main__``: the options belong with the benchmarks they set. This
 module imports only the standard library at the top, so building the command line's parser stays light;
@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 from .extras import DRILL_INSTALL, STORM_MODULES, missing
 
 BENCHMARKS = ("overhead", "storm", "dns")
+#: Run only when named (not part of ``all``): a simulation of a fleet, not a measurement of this machine.
+SIMULATIONS = ("fleet-sim",)
 _S = TypeVar("_S")
 
 
@@ -42,8 +44,9 @@ def _bounded(kind: Callable[[str], Any], low: float, high: float, *, open_low: b
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` subcommand's arguments; an option left out keeps the benchmark's default (or its
     ``--quick`` value)."""
-    parser.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all"), default="all",
-                        help="which benchmark (default: all, about 4 minutes; storm needs the drill extra)")
+    parser.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all", *SIMULATIONS), default="all",
+                        help="which benchmark (default: all, about 4 minutes; storm needs the drill extra); "
+                             "fleet-sim, run only when named, simulates 10 to 10,000 processes sharing state")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables, with date and machine, to PATH")
     parser.add_argument("--quick", action="store_true",
                         help="short runs: a smoke test in seconds (storm: about a minute), not for the record")
@@ -72,6 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "resilient_aws, breaker off"),
                        help="clients to run (default: all five)")
     storm.add_argument("--json", metavar="PATH", help="write storm's rows as JSON")
+    fleet = parser.add_argument_group("fleet-sim (simulated processes sharing one store)")
+    fleet.add_argument("--sizes", type=_bounded(int, 1, 100_000), nargs="+", metavar="N",
+                       help="fleet sizes in processes (default 10 100 1000 10000; quick 10 200)")
 
 
 def settings(args: argparse.Namespace, default: _S, quick: _S, **options: str) -> _S:
@@ -127,7 +133,17 @@ def _dns(args: argparse.Namespace) -> Any:
     return Section("dns", outcome.text, status=0 if outcome.ok else 1)
 
 
-RUNNERS: dict[str, Callable[[argparse.Namespace], Any]] = {"overhead": _overhead, "storm": _storm, "dns": _dns}
+def _fleet_sim(args: argparse.Namespace) -> Any:
+    from . import fleet_sim
+    from .report import Section
+    from .timing import Progress
+
+    chosen = settings(args, fleet_sim.Settings(), fleet_sim.QUICK, sizes="sizes")
+    return Section("fleet-sim", fleet_sim.report(chosen, Progress("fleet")))
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace], Any]] = {"overhead": _overhead, "storm": _storm, "dns": _dns,
+                                                           "fleet-sim": _fleet_sim}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -76,10 +76,14 @@ class RedisStore:
             raise Unavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def report(self, key: str, owner: str, successes: int, failures: int, *, min_calls: int,
-               failure_ratio: float, window: float, open_time: float) -> View:
-        return view_from(self._run("REPORT", [self._record(key), self._window(key)],
-                                   [*self._head(key, owner), successes, failures, min_calls, repr(failure_ratio),
-                                    _ms(window), _ms(open_time)]))
+               failure_ratio: float, window: float, open_time: float) -> tuple[View, int]:
+        raw = self._run("REPORT", [self._record(key), self._window(key)],
+                        [*self._head(key, owner), successes, failures, min_calls, repr(failure_ratio),
+                         _ms(window), _ms(open_time)])
+        if not isinstance(raw, list) or len(raw) != 2 or isinstance(raw[1], bool) or not isinstance(raw[1], int) \
+                or raw[1] < 0:
+            raise Invalid(f"report reply is not [view, reports]: {raw!r:.200}")
+        return view_from(raw[0]), raw[1]
 
     def open(self, key: str, owner: str, *, open_time: float) -> View:
         return view_from(self._run("OPEN", [self._record(key)], [*self._head(key, owner), _ms(open_time)]))
@@ -103,7 +107,8 @@ class RedisStore:
 
     def reserve(self, key: str, *, rate: float, capacity: float) -> tuple[bool, float]:
         keep = _ms(min(MAX_REMAINING, (capacity / rate if rate > 0 else 0.0) + 1.0))
-        raw = self._run("RESERVE", [self._reserve(key)], [repr(rate), repr(capacity), repr(ASK_RATE), keep])
+        raw = self._run("RESERVE", [self._reserve(key)], [repr(rate), repr(capacity), repr(ASK_RATE), keep,
+                                                          self.namespace, key, self.channel])
         if (not isinstance(raw, list) or len(raw) != 2 or raw[0] not in (0, 1)
                 or not isinstance(raw[1], int) or raw[1] < 0):
             raise Invalid(f"reserve reply is not [granted, wait_ms]: {raw!r:.200}")

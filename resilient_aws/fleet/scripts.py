@@ -13,6 +13,8 @@ keep them on one node. :class:`~resilient_aws.fleet.store.MemoryStore` is the sa
 
 from __future__ import annotations
 
+from .store import PACE_AT, REPORT_RATE
+
 #: A breaker record is kept a day after its last write (a fleet that went away leaves nothing behind).
 RECORD_TTL_MS = 86_400_000
 
@@ -38,9 +40,22 @@ end
 """.replace("RECORD_TTL_MS", str(RECORD_TTL_MS))
 
 # KEYS: record, window. ARGV: ns, endpoint, channel, owner, successes, failures, min_calls, ratio,
-# window_ms, open_ms
-REPORT = _PRELUDE + """
+# window_ms, open_ms. Reply: {view, reports this second}
+REPORT = (_PRELUDE + """
 local now = now_ms()
+local sec = math.floor(now / 1000)
+local seen, first = 0, now
+local rs = redis.call('HMGET', KEYS[2], 'rs', 'rn', 'rf')
+if tonumber(rs[1]) == sec then
+  seen = tonumber(rs[2]) or 0
+  first = tonumber(rs[3]) or now
+end
+seen = seen + 1
+redis.call('HSET', KEYS[2], 'rs', sec, 'rn', seen, 'rf', first)
+if seen == PACE_AT then
+  local pace = math.min(60000, math.ceil(PACE_AT / math.max(now - first, 1) * 1000 / REPORT_RATE * 1000))
+  redis.call('PUBLISH', ARGV[3], cjson.encode({ns=ARGV[1], e=ARGV[2], k='pace', w=pace}))
+end
 local window = tonumber(ARGV[9])
 local width = math.max(1, math.floor(window / 10))
 local cur = math.floor(now / width)
@@ -51,20 +66,23 @@ redis.call('PEXPIRE', KEYS[2], window)
 local all = redis.call('HGETALL', KEYS[2])
 local ok, bad = 0, 0
 for i = 1, #all, 2 do
-  local bucket = tonumber(string.sub(all[i], 3))
-  local n = tonumber(all[i + 1]) or 0
-  if bucket == nil or bucket <= cur - 10 then
-    redis.call('HDEL', KEYS[2], all[i])
-  elseif string.sub(all[i], 1, 1) == 's' then ok = ok + n else bad = bad + n end
+  local kind = string.sub(all[i], 1, 2)
+  if kind == 's:' or kind == 'f:' then
+    local bucket = tonumber(string.sub(all[i], 3))
+    local n = tonumber(all[i + 1]) or 0
+    if bucket == nil or bucket <= cur - 10 then
+      redis.call('HDEL', KEYS[2], all[i])
+    elseif kind == 's:' then ok = ok + n else bad = bad + n end
+  end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 and bad >= tonumber(ARGV[7]) and bad >= tonumber(ARGV[8]) * (ok + bad) then
   put(KEYS[1], 'open', now + tonumber(ARGV[10]), '')
   local v = view(KEYS[1], now)
   emit(ARGV[1], ARGV[3], ARGV[2], v)
-  return v
+  return {v, seen}
 end
-return view(KEYS[1], now)
-"""
+return {view(KEYS[1], now), seen}
+""").replace("PACE_AT", str(PACE_AT)).replace("REPORT_RATE", repr(REPORT_RATE))
 
 # KEYS: record. ARGV: ns, endpoint, channel, owner, open_ms
 OPEN = _PRELUDE + """
@@ -123,7 +141,10 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 return view(KEYS[1], now_ms())
 """
 
-# KEYS: reserve. ARGV: rate (tokens/s), capacity, ask_rate, keep_ms. Reply: {granted, wait_ms}
+# KEYS: reserve. ARGV: rate (tokens/s), capacity, ask_rate, keep_ms, ns, endpoint, channel.
+# Reply: {granted, wait_ms}. The first denial of an empty period is published with the time the bucket
+# takes to fill again, so the fleet waits without asking (a fleet's floor is a trickle: asking sooner
+# would only add load).
 RESERVE = _PRELUDE + """
 local now = now_ms()
 local rate, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -142,12 +163,19 @@ local sec = math.floor(now / 1000)
 local dn = 0
 if tonumber(r[3]) == sec then dn = tonumber(r[4]) or 0 end
 dn = dn + 1
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', now, 'ds', sec, 'dn', dn)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
 local wait = 1000
 if rate > 0 then wait = (1 - tokens) / rate * 1000 end
-wait = math.max(wait, dn / tonumber(ARGV[3]) * 1000)
-return {0, math.ceil(wait)}
+wait = math.ceil(math.max(wait, dn / tonumber(ARGV[3]) * 1000))
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', now, 'ds', sec, 'dn', dn)
+if now >= (tonumber(redis.call('HGET', KEYS[1], 'told')) or 0) then
+  local told = 1000
+  if rate > 0 then told = cap / rate * 1000 end
+  told = math.ceil(math.max(wait, told))
+  redis.call('HSET', KEYS[1], 'told', now + told)
+  redis.call('PUBLISH', ARGV[7], cjson.encode({ns=ARGV[5], e=ARGV[6], k='floor', w=told}))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return {0, wait}
 """
 
 # KEYS: dns entry. ARGV: entry (JSON), keep_ms

@@ -5,9 +5,13 @@
 *what* the fleet knows. Three rules shape it:
 
 - **Never on the success path.** A successful call touches no shared state at all. The store hears of
-  failures (batched: one report in flight per endpoint at a time), breaker openings, probe claims and
-  results, reserve withdrawals and new DNS answers: all failure-path or once-per-TTL events. It tells
-  the process of changes by publishing them (pub/sub), so no process polls.
+  failures, breaker openings, probe claims and results, reserve withdrawals and new DNS answers: all
+  failure-path or once-per-minute events. It tells the process of changes by publishing them
+  (pub/sub), so no process polls, and a process that starts reads nothing until it has a failure.
+- **Flat as the fleet grows.** Failures are reported only by a process whose own window holds fewer
+  than ``min_calls`` results (one with more decides on its own, and its opening opens the fleet), one
+  report in flight at a time, paced by the store's count of reports this second (``REPORT_RATE``); an
+  empty floor is published once, so the fleet waits for it without asking.
 - **Redis down is local, not an outage.** Every call to the store goes through :meth:`SharedState.call`:
   one attempt bounded by ``timeout``; on any error the process marks the store down (one WARNING),
   makes no further call until a background reconnect succeeds (one WARNING), and meanwhile each
@@ -42,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .. import _fork
 from ..errors import ConfigError
 from ..timing import Timing, coerce_timing
-from .store import Invalid, Store, Unavailable, View, dns_from, message_from
+from .store import REPORT_RATE, Invalid, Store, Unavailable, View, dns_from, message_from
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..breaker import CircuitBreaker
@@ -144,10 +148,16 @@ class SharedState:
             return
         self.counters["messages"] += 1
         for link in self._links_of(message.key):
-            link.follow(message.view, from_message=True)
+            if message.view is not None:
+                link.follow(message.view, from_message=True)
+            elif message.kind == "floor":
+                link.floor_empty(message.wait)
+            else:
+                link.pace(message.wait)
 
     def resync(self) -> None:
-        """After (re)connecting: read what the fleet knows of our endpoints; tell it what we know."""
+        """After (re)connecting: tell the fleet what we know (our open breakers). Nothing is read: what
+        changes from now on is published, and a store that restarted empty learns from the processes."""
         for link in self._all_links():
             link.resync()
 
@@ -167,7 +177,6 @@ class SharedState:
             self._links.setdefault(key, weakref.WeakSet()).add(link)
         breaker.fleet = link
         budget.attach(link, self.fallback_min_per_second)
-        self.submit(link.resync)
         return link
 
     def dns(self, policy: DnsPolicy) -> DnsLink:
@@ -199,8 +208,8 @@ def check_settings(namespace: object, timeout: object, fallback_min_per_second: 
 class EndpointLink:
     """One endpoint's breaker and budget, as the fleet sees them."""
 
-    __slots__ = ("__weakref__", "_failures", "_lock", "_pending", "_reported", "_reserve_wait_until", "breaker",
-                 "budget", "key", "shared")
+    __slots__ = ("__weakref__", "_failures", "_lock", "_next_report_at", "_pending", "_reported",
+                 "_reserve_wait_until", "breaker", "budget", "key", "shared")
 
     def __init__(self, shared: SharedState, key: str, breaker: CircuitBreaker, budget: RetryBudget) -> None:
         self.shared = shared
@@ -210,6 +219,7 @@ class EndpointLink:
         self._lock = threading.Lock()
         self._failures = 0          # counted locally, not yet reported
         self._pending = False       # a report is queued
+        self._next_report_at = 0.0  # pacing: no report before then (failures meanwhile are added up)
         self._reported = breaker.success_total(shared.timing.monotonic())[0]
         self._reserve_wait_until = 0.0
 
@@ -219,10 +229,11 @@ class EndpointLink:
 
     # -- breaker -----------------------------------------------------------------------------------
     def failed(self) -> None:
-        """The local breaker counted a failure while closed: report it (coalesced) to the fleet window."""
+        """The local breaker counted a failure while closed, with too little history to decide alone:
+        report it to the fleet's window (coalesced, paced; see the module docstring)."""
         with self._lock:
             self._failures += 1
-            if self._pending:
+            if self._pending or self.shared.timing.monotonic() < self._next_report_at:
                 return
             self._pending = True
         self.shared.submit(self._report)
@@ -238,11 +249,21 @@ class EndpointLink:
         successes = max(0, min(total - self._reported, in_window))
         self._reported = total
         p = self.breaker.policy
-        view = self.shared.call(lambda: self.shared.store.report(
+        reply = self.shared.call(lambda: self.shared.store.report(
             self.key, self.shared.owner, successes, failures, min_calls=p.min_calls,
             failure_ratio=p.failure_ratio, window=p.window, open_time=p.open_time))
-        if view is not None:
-            self.follow(view, from_message=False)
+        if reply is None:
+            return
+        view, reports = reply
+        if reports > REPORT_RATE / 10:  # a busy second: space this process's reports out
+            self._next_report_at = now + reports / REPORT_RATE * (0.5 + self.shared.timing.random())
+        self.follow(view, from_message=False)
+
+    def pace(self, spread: float) -> None:
+        """The fleet reports fast: send this process's next report at a random time within ``spread``."""
+        with self._lock:
+            self._next_report_at = max(self._next_report_at,
+                                       self.shared.timing.monotonic() + spread * self.shared.timing.random())
 
     def opened(self) -> None:
         """The local breaker opened on its own window: open the fleet's."""
@@ -273,13 +294,15 @@ class EndpointLink:
         self.breaker.follow(view, self.shared.timing.monotonic(), self.shared.owner, from_message=from_message)
 
     def resync(self) -> None:
-        view = self.shared.call(lambda: self.shared.store.read(self.key))
-        if view is not None:
-            self.follow(view, from_message=True)
-        elif self.shared.up and self.breaker.state != "closed":
-            self.opened()  # the store forgot (restarted): what this process knows is the best there is
+        if self.shared.up and self.breaker.state != "closed":
+            self.opened()  # the store may have forgotten (restarted); the reply tells us what it knows
 
     # -- budget ------------------------------------------------------------------------------------
+    def floor_empty(self, wait: float) -> None:
+        """The fleet's floor is empty for ``wait`` seconds (published): do not ask before then."""
+        self._reserve_wait_until = max(self._reserve_wait_until,
+                                       self.shared.timing.monotonic() + wait * (1.0 + self.shared.timing.random()))
+
     def reserve(self, now: float) -> bool | None:
         """One token of the fleet's floor: True, False (empty), or None (store unavailable)."""
         if now < self._reserve_wait_until:

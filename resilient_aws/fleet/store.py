@@ -48,6 +48,13 @@ BUCKETS = 10
 #: Reserve requests the whole fleet should make per second at most when the reserve is empty: a
 #: denied process waits ``denials this second / ASK_RATE`` seconds (at least the refill time).
 ASK_RATE = 500.0
+#: Failure reports the whole fleet should send per second at most: a report's reply says how many
+#: reports the store took this second, and the process waits ``that / REPORT_RATE`` seconds before
+#: its next one (failures in between are added up, not lost). When a second's reports reach
+#: ``PACE_AT`` the store also publishes how fast they came, and every process spreads its next report
+#: over ``rate / REPORT_RATE`` seconds: the first wave of a large fleet is paced too.
+REPORT_RATE = 1000.0
+PACE_AT = 100
 _MAX_HOLDER = 128
 _MAX_ADDRESSES = 64
 
@@ -67,17 +74,23 @@ NO_OPINION = View(CLOSED)
 
 @dataclass(frozen=True)
 class Message:
-    """A published change: the endpoint key and the new view."""
+    """A published message about one endpoint: its breaker's new ``view``; or ``kind`` "floor": the
+    fleet's retry floor is empty for ``wait`` seconds; or ``kind`` "pace": spread failure reports over
+    ``wait`` seconds."""
 
     key: str
-    view: View
+    view: View | None
+    kind: str = "breaker"
+    wait: float = 0.0
 
 
 class Store(Protocol):
     """The operations; ``key`` names an endpoint, ``owner`` a process. Times are in seconds."""
 
     def report(self, key: str, owner: str, successes: int, failures: int, *, min_calls: int,
-               failure_ratio: float, window: float, open_time: float) -> View: ...
+               failure_ratio: float, window: float, open_time: float) -> tuple[View, int]:
+        """Add to the fleet's window (opening it if the window says so); the view, and how many
+        reports the store took this second (for the reporters' pacing)."""
 
     def open(self, key: str, owner: str, *, open_time: float) -> View: ...
 
@@ -140,6 +153,14 @@ def message_from(data: object, namespace: str) -> Message:
     key = item.get("e")
     if not isinstance(key, str) or not key or len(key) > 1024:
         raise Invalid("message names no endpoint")
+    kind = item.get("k", "breaker")
+    if kind in ("floor", "pace"):
+        wait = item.get("w")
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_REMAINING * 1000:
+            raise Invalid(f"{kind} wait out of range: {wait!r:.60}")
+        return Message(key, None, kind, float(wait) / 1000.0)
+    if kind != "breaker":
+        raise Invalid(f"unknown message kind {kind!r:.60}")
     return Message(key, _view(item.get("st"), item.get("rem"), item.get("h", "")))
 
 
@@ -184,6 +205,17 @@ def encode_message(namespace: str, key: str, view: View) -> str:
                        "h": view.holder}, separators=(",", ":"))
 
 
+def encode_wait(namespace: str, key: str, kind: str, wait: float) -> str:
+    """A "floor" or "pace" message."""
+    return json.dumps({"ns": namespace, "e": key, "k": kind, "w": math.ceil(wait * 1000)}, separators=(",", ":"))
+
+
+def pace_for(reports: int, elapsed: float) -> float:
+    """Over how many seconds the fleet should spread its reports, ``reports`` having come in ``elapsed``."""
+    rate = reports / max(elapsed, 0.001)
+    return min(60.0, rate / REPORT_RATE)
+
+
 def _text(value: object) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
@@ -214,16 +246,27 @@ class MemoryStore:
         self._windows: dict[str, dict[int, list[int]]] = {}
         self._reserves: dict[str, list[float]] = {}      # key -> [tokens, at]
         self._denials: dict[str, list[float]] = {}       # key -> [second, count]
+        self._floor_told: dict[str, float] = {}          # key -> until when "floor empty" was published
+        self._reports: dict[str, list[float]] = {}       # key -> [second, count, first report's time]
         self._dns: dict[str, tuple[str, float, float]] = {}  # name -> (entry, at, expires)
         self.commands = 0
         self.published = 0
 
     # breaker ------------------------------------------------------------------------------------
     def report(self, key: str, owner: str, successes: int, failures: int, *, min_calls: int,
-               failure_ratio: float, window: float, open_time: float) -> View:
+               failure_ratio: float, window: float, open_time: float) -> tuple[View, int]:
         with self._lock:
             self.commands += 1
             now = self._clock()
+            second = math.floor(now)
+            seen = self._reports.get(key)
+            if seen is None or seen[0] != second:
+                seen = self._reports[key] = [second, 0, now]
+            seen[1] += 1
+            if seen[1] == PACE_AT:
+                self.published += 1
+                if self._publish is not None:
+                    self._publish(encode_wait(self._ns, key, "pace", pace_for(PACE_AT, now - seen[2])))
             width = window / BUCKETS
             current = math.floor(now / width)
             buckets = self._windows.setdefault(key, {})
@@ -238,7 +281,7 @@ class MemoryStore:
             if record is None and bad >= min_calls and bad >= failure_ratio * (ok + bad):
                 record = self._records[key] = _Record(OPEN, now + open_time)
                 self._emit(key, record, now)
-            return self._view(record, now)
+            return self._view(record, now), int(seen[1])
 
     def open(self, key: str, owner: str, *, open_time: float) -> View:
         with self._lock:
@@ -310,7 +353,14 @@ class MemoryStore:
             if denied is None or denied[0] != second:
                 denied = self._denials[key] = [second, 0]
             denied[1] += 1
-            return False, max((1.0 - tokens) / rate if rate > 0 else 1.0, denied[1] / ASK_RATE)
+            wait = max((1.0 - tokens) / rate if rate > 0 else 1.0, denied[1] / ASK_RATE)
+            if now >= self._floor_told.get(key, -math.inf):  # tell the fleet once per empty period
+                told = max(wait, capacity / rate if rate > 0 else 1.0)  # the time it takes to fill again
+                self._floor_told[key] = now + told
+                self.published += 1
+                if self._publish is not None:
+                    self._publish(encode_wait(self._ns, key, "floor", told))
+            return False, wait
 
     # DNS -----------------------------------------------------------------------------------------
     def dns_put(self, name: str, addresses: Sequence[str], *, max_stale: float) -> None:
