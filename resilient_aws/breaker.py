@@ -63,8 +63,9 @@ _Change = tuple[str, str, dict[str, Any]]
 
 
 class CircuitBreaker:
-    __slots__ = ("__weakref__", "_counts", "_leased", "_lock", "_on_change", "_open_count", "_probe_in_flight",
-                 "_probe_successes", "_uniform", "fleet", "name", "open_until", "policy", "state", "transitions")
+    __slots__ = ("__weakref__", "_counts", "_lease_until", "_leased", "_lock", "_on_change", "_open_count",
+                 "_probe_in_flight", "_probe_successes", "_uniform", "fleet", "name", "open_until", "policy", "state",
+                 "transitions")
 
     def __init__(self, policy: BreakerPolicy, *, name: str = "", now: float,
                  lock: threading.Lock | None = None, on_change: StateListener | None = None,
@@ -81,7 +82,8 @@ class CircuitBreaker:
         self._on_change = on_change
         self._uniform = uniform
         self.fleet: EndpointLink | None = None
-        self._leased = False           # the probe in flight holds the fleet's lease
+        self._leased = False           # this breaker holds the fleet's probe lease...
+        self._lease_until = 0.0        # ...until then (the store gives it to another process after that)
         if lock is None:
             lock = threading.Lock()
             _fork.register(self)
@@ -102,7 +104,7 @@ class CircuitBreaker:
             self._probe_in_flight = True
             fleet = self.fleet
             # with a fleet, a probe needs its lease (kept across the probes of one half-open period)
-            ask = fleet is not None and not self._leased and fleet.available
+            ask = fleet is not None and (not self._leased or now >= self._lease_until) and fleet.available
             if not ask and state is OPEN:
                 change = self._set(HALF_OPEN)
         if ask:
@@ -129,6 +131,8 @@ class CircuitBreaker:
                 ticket = ADMIT
             else:
                 self._leased = granted
+                if granted:
+                    self._lease_until = now + answer[1].remaining
                 if self.state is OPEN:
                     change = self._set(HALF_OPEN)
                 ticket = PROBE

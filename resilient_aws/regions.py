@@ -63,6 +63,7 @@ class EndpointHealth:
         self.lock = threading.Lock()
         self.breaker._lock = self.lock
         self.breaker._probe_in_flight = False
+        self.breaker._leased = False  # the parent's probe lease is the parent's
         self.budget._lock = self.lock
 
     def snapshot(self, now: float) -> dict[str, Any]:

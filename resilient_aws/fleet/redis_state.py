@@ -35,8 +35,8 @@ def _redacted(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
         return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 host keeps its brackets
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 class RedisState(SharedState):
@@ -116,8 +116,19 @@ class RedisState(SharedState):
                 except RuntimeError:  # interpreter shutting down
                     return
 
+    def endpoint(self, key: str, breaker: Any, budget: Any) -> Any:
+        link = super().endpoint(key, breaker, budget)
+        self._ensure_started()  # subscribed from the first endpoint on: openings reach even a healthy process
+        return link
+
+    def dns(self, policy: Any) -> Any:
+        link = super().dns(policy)
+        self._ensure_started()
+        return link
+
     def _on_down(self) -> None:
         self._up_event.clear()
+        self._ensure_started()  # the syncer is the one that reconnects
         self._wake.set()
 
     def mark_up(self) -> None:

@@ -60,8 +60,14 @@ local window = tonumber(ARGV[9])
 local width = math.max(1, math.floor(window / 10))
 local cur = math.floor(now / width)
 local s_new, f_new = tonumber(ARGV[5]), tonumber(ARGV[6])
-if s_new > 0 then redis.call('HINCRBY', KEYS[2], 's:' .. cur, s_new) end
-if f_new > 0 then redis.call('HINCRBY', KEYS[2], 'f:' .. cur, f_new) end
+local function add(field, n)
+  if n > 0 then
+    local r = redis.pcall('HINCRBY', KEYS[2], field, n)
+    if type(r) == 'table' and r.err then redis.call('HSET', KEYS[2], field, n) end  -- a corrupt count restarts
+  end
+end
+add('s:' .. cur, s_new)
+add('f:' .. cur, f_new)
 redis.call('PEXPIRE', KEYS[2], window)
 local all = redis.call('HGETALL', KEYS[2])
 local ok, bad = 0, 0

@@ -162,8 +162,9 @@ class SharedState:
             link.resync()
 
     def _links_of(self, key: str) -> list[EndpointLink]:
-        links = self._links.get(key)
-        return list(links) if links else []
+        with self._lock:  # a WeakSet changes size when another thread attaches an endpoint
+            links = self._links.get(key)
+            return list(links) if links else []
 
     def _all_links(self) -> list[EndpointLink]:
         with self._lock:
@@ -313,8 +314,8 @@ class EndpointLink:
         if got is None:
             return None
         granted, wait = got
-        if not granted:
-            self._reserve_wait_until = now + wait * (1.0 + self.shared.timing.random())
+        if not granted:  # never shorter than what the fleet was told (a "floor" message may be here first)
+            self._reserve_wait_until = max(self._reserve_wait_until, now + wait * (1.0 + self.shared.timing.random()))
         return granted
 
 
