@@ -131,7 +131,7 @@ class CircuitBreaker:
                 ticket = ADMIT
             else:
                 self._leased = granted
-                if granted:
+                if answer is not None:
                     self._lease_until = now + answer[1].remaining
                 if self.state is OPEN:
                     change = self._set(HALF_OPEN)

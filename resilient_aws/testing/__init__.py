@@ -18,6 +18,8 @@ With pytest, the plugin (installed with the package) provides the fixture ``aws_
 
 The pieces are importable on their own: :class:`LoopbackEndpoint` (``resilient_aws.testing.aws``,
 which gathers the endpoint's modules) and :class:`LoopbackDnsServer` (``resilient_aws.testing.dns_server``).
+For shared state, :class:`LoopbackRedisServer` is a real ``redis-server`` and :class:`Fleet`
+(``resilient_aws.testing.fleet``) runs N worker processes through a drill, counted at the server.
 Imports are lazy so that ``import resilient_aws.testing`` does not pull in moto or werkzeug until
 a drill is used; they come with the ``drill`` extra: ``pip install 'resilient-aws[drill]'``.
 """
@@ -43,6 +45,12 @@ _LAZY = {
     "RedisServerUnavailable": ".redis_server",
     "OutageDrill": ".drill_env",
     "outage_drill": ".drill_env",
+    "EndpointTimeline": ".fleet",
+    "FaultPhases": ".fleet",
+    "Fleet": ".fleet",
+    "FleetError": ".fleet",
+    "FleetPlan": ".fleet",
+    "FleetResult": ".fleet",
 }
 
 __all__ = sorted(_LAZY)
@@ -57,6 +65,12 @@ if TYPE_CHECKING:  # what type checkers see (``X as X``: re-exported); at run ti
     from .endpoint import PortInUseError as PortInUseError
     from .endpoint import loopback_endpoints as loopback_endpoints
     from .endpoint import start_region_endpoints as start_region_endpoints
+    from .fleet import EndpointTimeline as EndpointTimeline
+    from .fleet import FaultPhases as FaultPhases
+    from .fleet import Fleet as Fleet
+    from .fleet import FleetError as FleetError
+    from .fleet import FleetPlan as FleetPlan
+    from .fleet import FleetResult as FleetResult
     from .redis_server import LoopbackRedisServer as LoopbackRedisServer
     from .redis_server import RedisServerUnavailable as RedisServerUnavailable
     from .tables import TEST_CREDENTIALS as TEST_CREDENTIALS
