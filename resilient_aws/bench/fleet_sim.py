@@ -140,42 +140,6 @@ class Row:
 
 
 # -- the simulation ------------------------------------------------------------------------------------
-class CountingStore(MemoryStore):
-    """MemoryStore, counting its commands by operation too."""
-
-    def __init__(self, clock: Callable[[], float], publish: Callable[[str], None]) -> None:
-        super().__init__(clock, namespace=NAMESPACE, publish=publish)
-        self.by_operation = dict.fromkeys(OPERATIONS, 0)
-
-    def report(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["report"] += 1
-        return super().report(*args, **kwargs)
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["open"] += 1
-        return super().open(*args, **kwargs)
-
-    def claim(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["claim"] += 1
-        return super().claim(*args, **kwargs)
-
-    def probe_done(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["probe_done"] += 1
-        return super().probe_done(*args, **kwargs)
-
-    def release(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["release"] += 1
-        return super().release(*args, **kwargs)
-
-    def read(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["read"] += 1
-        return super().read(*args, **kwargs)
-
-    def reserve(self, *args: Any, **kwargs: Any) -> Any:
-        self.by_operation["reserve"] += 1
-        return super().reserve(*args, **kwargs)
-
-
 class SimShared(SharedState):
     """SharedState whose background operations run one store round trip later, in simulated time, one at
     a time per process (RedisState's sync thread, without the thread)."""
@@ -236,7 +200,7 @@ class Simulation:
         self.published_at_dead = 0
         self._last_commands = 0
         self._last_ops: dict[str, int] = {}
-        self.store: CountingStore | None = None
+        self.store: MemoryStore | None = None
         self.procs: list[Proc] = []
         self._subscribers: list[SimShared] = []
         self._build()
@@ -270,7 +234,7 @@ class Simulation:
         timing = Timing(monotonic=self.clock, random=rng.random)
         breaker_policy, budget_policy = s.breaker_policy(), s.budget_policy()
         if self.shared:
-            self.store = CountingStore(self.clock, self._publish)
+            self.store = MemoryStore(self.clock, namespace=NAMESPACE, publish=self._publish)
         for i in range(self.n):
             proc = Proc()
             proc.breaker = CircuitBreaker(breaker_policy, name=f"p{i}", now=0.0, uniform=rng.uniform,
@@ -311,7 +275,7 @@ class Simulation:
             self.commands_at_dead = self._last_commands = self.store.commands
             self.published_at_dead = self.store.published
             self.row.startup_commands = self.store.commands
-            self.store.by_operation = dict.fromkeys(OPERATIONS, 0)
+            self.store.by_operation = {}
 
     def _heal(self, _a: object, _b: object) -> None:
         self.dead = False
@@ -322,7 +286,7 @@ class Simulation:
     def _tick(self, _a: object, _b: object) -> None:
         if self.store is None:
             return
-        row, commands, ops = self.row, self.store.commands, dict(self.store.by_operation)
+        row, commands, ops = self.row, self.store.commands, self._operations()
         count = commands - self._last_commands
         if count > max(row.per_second, default=-1):
             row.busiest = {op: n - self._last_ops.get(op, 0) for op, n in ops.items()}
@@ -384,6 +348,10 @@ class Simulation:
         if proc.breaker.state is CLOSED:  # it opened while we waited: do not pile on
             self._send(proc, ADMIT, False)
 
+    def _operations(self) -> dict[str, int]:
+        assert self.store is not None
+        return {op: self.store.by_operation.get(op, 0) for op in OPERATIONS}
+
     def run(self) -> Row:
         started = time.perf_counter()
         heap = self._heap
@@ -414,7 +382,7 @@ class Simulation:
             row.commands = self.store.commands - self.commands_at_dead
             row.commands_per_s = round(row.commands / (s.dead + s.healed), 1)
             row.peak_commands_per_s = max(row.per_second, default=0)
-            row.by_operation = dict(self.store.by_operation)
+            row.by_operation = self._operations()
             row.published = self.store.published - self.published_at_dead
         return row
 

@@ -37,6 +37,13 @@ local function put(b, st, u, h)
   redis.call('HSET', b, 'st', st, 'until', u, 'h', h)
   redis.call('PEXPIRE', b, RECORD_TTL_MS)
 end
+-- a breaker record changes: write it, publish it (ARGV: ns, endpoint, channel first), reply with it
+local function change(b, st, u, h, now)
+  put(b, st, u, h)
+  local v = view(b, now)
+  emit(ARGV[1], ARGV[3], ARGV[2], v)
+  return v
+end
 """.replace("RECORD_TTL_MS", str(RECORD_TTL_MS))
 
 # KEYS: record, window. ARGV: ns, endpoint, channel, owner, successes, failures, min_calls, ratio,
@@ -82,10 +89,7 @@ for i = 1, #all, 2 do
   end
 end
 if redis.call('EXISTS', KEYS[1]) == 0 and bad >= tonumber(ARGV[7]) and bad >= tonumber(ARGV[8]) * (ok + bad) then
-  put(KEYS[1], 'open', now + tonumber(ARGV[10]), '')
-  local v = view(KEYS[1], now)
-  emit(ARGV[1], ARGV[3], ARGV[2], v)
-  return {v, seen}
+  return {change(KEYS[1], 'open', now + tonumber(ARGV[10]), '', now), seen}
 end
 return {view(KEYS[1], now), seen}
 """).replace("PACE_AT", str(PACE_AT)).replace("REPORT_RATE", repr(REPORT_RATE))
@@ -93,12 +97,7 @@ return {view(KEYS[1], now), seen}
 # KEYS: record. ARGV: ns, endpoint, channel, owner, open_ms
 OPEN = _PRELUDE + """
 local now = now_ms()
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  put(KEYS[1], 'open', now + tonumber(ARGV[5]), '')
-  local v = view(KEYS[1], now)
-  emit(ARGV[1], ARGV[3], ARGV[2], v)
-  return v
-end
+if redis.call('EXISTS', KEYS[1]) == 0 then return change(KEYS[1], 'open', now + tonumber(ARGV[5]), '', now) end
 return view(KEYS[1], now)
 """
 
@@ -107,10 +106,7 @@ CLAIM = _PRELUDE + """
 local now = now_ms()
 local r = redis.call('HMGET', KEYS[1], 'st', 'until')
 if r[1] and now < (tonumber(r[2]) or 0) then return {0, view(KEYS[1], now)} end
-put(KEYS[1], 'probing', now + tonumber(ARGV[5]), ARGV[4])
-local v = view(KEYS[1], now)
-emit(ARGV[1], ARGV[3], ARGV[2], v)
-return {1, v}
+return {1, change(KEYS[1], 'probing', now + tonumber(ARGV[5]), ARGV[4], now)}
 """
 
 # KEYS: record, window. ARGV: ns, endpoint, channel, owner, ok (1/0), open_ms
@@ -123,21 +119,13 @@ if ARGV[5] == '1' then
   emit(ARGV[1], ARGV[3], ARGV[2], v)
   return v
 end
-put(KEYS[1], 'open', now + tonumber(ARGV[6]), '')
-local v = view(KEYS[1], now)
-emit(ARGV[1], ARGV[3], ARGV[2], v)
-return v
+return change(KEYS[1], 'open', now + tonumber(ARGV[6]), '', now)
 """
 
 # KEYS: record. ARGV: ns, endpoint, channel, owner
 RELEASE = _PRELUDE + """
 local now = now_ms()
-if redis.call('HGET', KEYS[1], 'h') == ARGV[4] then
-  put(KEYS[1], 'open', now, '')
-  local v = view(KEYS[1], now)
-  emit(ARGV[1], ARGV[3], ARGV[2], v)
-  return v
-end
+if redis.call('HGET', KEYS[1], 'h') == ARGV[4] then return change(KEYS[1], 'open', now, '', now) end
 return view(KEYS[1], now)
 """
 

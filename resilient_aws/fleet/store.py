@@ -234,7 +234,8 @@ class MemoryStore:
     """The store's contract in memory, for simulations and unit tests (one process, any number of
     simulated ones). ``clock()`` is the store's clock; ``publish(text)`` receives every message (the
     simulation delivers them to its processes); ``commands`` counts operations as Redis would count
-    the scripts' calls (one per operation) and ``published`` the messages."""
+    the scripts' calls (one per operation), ``by_operation`` the same per operation, ``published``
+    the messages."""
 
     def __init__(self, clock: Callable[[], float], *, namespace: str = "resilient_aws",
                  publish: Callable[[str], None] | None = None) -> None:
@@ -250,13 +251,14 @@ class MemoryStore:
         self._reports: dict[str, list[float]] = {}       # key -> [second, count, first report's time]
         self._dns: dict[str, tuple[str, float, float]] = {}  # name -> (entry, at, expires)
         self.commands = 0
+        self.by_operation: dict[str, int] = {}
         self.published = 0
 
     # breaker ------------------------------------------------------------------------------------
     def report(self, key: str, owner: str, successes: int, failures: int, *, min_calls: int,
                failure_ratio: float, window: float, open_time: float) -> tuple[View, int]:
         with self._lock:
-            self.commands += 1
+            self._count("report")
             now = self._clock()
             second = math.floor(now)
             seen = self._reports.get(key)
@@ -285,7 +287,7 @@ class MemoryStore:
 
     def open(self, key: str, owner: str, *, open_time: float) -> View:
         with self._lock:
-            self.commands += 1
+            self._count("open")
             now = self._clock()
             record = self._records.get(key)
             if record is None:
@@ -295,7 +297,7 @@ class MemoryStore:
 
     def claim(self, key: str, owner: str, *, lease: float) -> tuple[bool, View]:
         with self._lock:
-            self.commands += 1
+            self._count("claim")
             now = self._clock()
             record = self._records.get(key)
             if record is not None and now < record.until:
@@ -307,7 +309,7 @@ class MemoryStore:
 
     def probe_done(self, key: str, owner: str, ok: bool, *, open_time: float) -> View:
         with self._lock:
-            self.commands += 1
+            self._count("probe_done")
             now = self._clock()
             record = self._records.get(key)
             if record is None or record.holder != owner:
@@ -323,7 +325,7 @@ class MemoryStore:
 
     def release(self, key: str, owner: str) -> View:
         with self._lock:
-            self.commands += 1
+            self._count("release")
             now = self._clock()
             record = self._records.get(key)
             if record is not None and record.holder == owner:
@@ -333,14 +335,14 @@ class MemoryStore:
 
     def read(self, key: str) -> View | None:
         with self._lock:
-            self.commands += 1
+            self._count("read")
             record = self._records.get(key)
             return None if record is None else self._view(record, self._clock())
 
     # budget reserve ------------------------------------------------------------------------------
     def reserve(self, key: str, *, rate: float, capacity: float) -> tuple[bool, float]:
         with self._lock:
-            self.commands += 1
+            self._count("reserve")
             now = self._clock()
             tokens, at = self._reserves.get(key, [capacity, now])
             tokens = min(capacity, tokens + max(0.0, now - at) * rate)
@@ -365,13 +367,13 @@ class MemoryStore:
     # DNS -----------------------------------------------------------------------------------------
     def dns_put(self, name: str, addresses: Sequence[str], *, max_stale: float) -> None:
         with self._lock:
-            self.commands += 1
+            self._count("dns_put")
             now = self._clock()
             self._dns[name] = (dns_entry(addresses, self._ns), now, now + max_stale)
 
     def dns_get(self, name: str) -> list[Any] | None:
         with self._lock:
-            self.commands += 1
+            self._count("dns_get")
             now = self._clock()
             item = self._dns.get(name)
             if item is None or now >= item[2]:
@@ -384,6 +386,10 @@ class MemoryStore:
         self._dns[name] = (entry, now - age, now + ttl)
 
     # internals -------------------------------------------------------------------------------------
+    def _count(self, operation: str) -> None:
+        self.commands += 1
+        self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
+
     def _view(self, record: _Record | None, now: float) -> View:
         if record is None:
             return NO_OPINION

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from moto.server import ThreadedMotoServer
+from support.redis import own_redis_server, redis_server  # noqa: F401 (fixtures: a real redis-server)
 
 from resilient_aws.testing.http import CountingHttpServer
 

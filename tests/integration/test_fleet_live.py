@@ -29,7 +29,6 @@ import time
 from dataclasses import replace
 
 import pytest
-from support.redis import start_or_skip
 
 from resilient_aws import BreakerPolicy, BudgetPolicy, Policy, RetryPolicy
 from resilient_aws.fleet.redis_store import RedisStore
@@ -88,22 +87,6 @@ def drill():
     with outage_drill(regions=(REGION,)) as d:
         d.create_table(TABLE, [{**KEY, "v": {"S": "x"}}])
         yield d
-
-
-@pytest.fixture(scope="module")
-def redis_server():
-    """A real redis-server for the module (a skip without one, a failure where CI requires it)."""
-    server = start_or_skip()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own_redis_server():
-    """A redis-server of the test's own, to kill and restart."""
-    server = start_or_skip()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
