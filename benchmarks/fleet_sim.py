@@ -13,36 +13,34 @@ Usage:
     python benchmarks/fleet_sim.py --sizes 10 1000
     python benchmarks/fleet_sim.py --results benchmarks/RESULTS.md   # also (re)write that file's section
 
-``--results PATH`` replaces the section headed ``## 5. Past one machine, by simulation`` in PATH (or
-appends it), leaving the rest of the file as it is.
+``--results PATH`` replaces the section headed ``## 6. Past one machine, by simulation`` in PATH (or
+appends it), leaving the rest of the file as it is (``benchmarks/_sections.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-HEADING = "## 5. Past one machine, by simulation"
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # _sections.py, also when this file is loaded by its path
+    sys.path.insert(0, str(HERE))
+import _sections  # noqa: E402
+
+ROOT = HERE.parent
+HEADING = "## 6. Past one machine, by simulation"
 
 
 def section(tables: str, seconds: float, command: str) -> str:
-    return f"{HEADING} (`{command}`, {seconds:.0f} s)\n\n{tables.strip()}\n"
+    return _sections.section(HEADING, tables, seconds, command)
 
 
 def put_section(path: Path, text: str) -> None:
-    """Replace the section in ``path`` (from its heading to the next ``## `` heading), or append it."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    pattern = re.compile(rf"^{re.escape(HEADING)}.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1).rstrip("\n") + "\n"
-    else:
-        new = old.rstrip("\n") + ("\n\n" if old else "") + text
-    path.write_text(new, encoding="utf-8")
+    """Replace this script's section in ``path`` (from its heading to the next ``## `` heading), or append it."""
+    _sections.put_section(path, HEADING, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
     python -m resilient_aws drill              # about 50 s: the outage drill
     python -m resilient_aws drill --quick      # under 20 s
     python -m resilient_aws drill --json drill.json --plot drill.png --dns bind
+    python -m resilient_aws drill --fleet 8    # about 45 s: 8 processes, with and without Redis
     python -m resilient_aws bench overhead     # about 20 s: what the wrapper costs, on your botocore
     python -m resilient_aws bench all --markdown results.md   # overhead, storm, dns: about 4 minutes
 
@@ -34,6 +35,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if not 1 <= value <= 64:
         raise argparse.ArgumentTypeError(f"must be within 1..64, got {value}")
+    return value
+
+
+def _fleet_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 2 <= value <= 32:
+        raise argparse.ArgumentTypeError(f"must be within 2..32 (a fleet is at least two processes), got {value}")
     return value
 
 
@@ -90,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     drill.add_argument("--rate", type=_rate, default=5.0, help="calls per second per thread (default: 5)")
     drill.add_argument("--write-ratio", type=_ratio, default=0.2, help="share of PutItem calls (default: 0.2)")
     drill.add_argument("--no-live", action="store_true", help="no updating status lines (one summary per phase)")
+    drill.add_argument("--fleet", type=_fleet_size, metavar="N",
+                       help="instead: N worker processes (2..32) against the same servers, with shared state "
+                            "through Redis and alone, side by side (GetItem only; --threads and --rate per "
+                            "process; about 45 s, 30 s with --quick). Needs redis-server on PATH (Debian: "
+                            "apt-get install redis-server) and the redis extra")
     from .bench.cli import add_arguments as add_bench_arguments  # argparse only: no benchmark is imported
 
     bench = sub.add_parser(
@@ -119,6 +135,8 @@ def _drill(args: argparse.Namespace) -> int:
         print(f"resilient-aws drill: needs {', '.join(missing)}, which are not installed (moto's DynamoDB server "
               f"plays AWS on loopback); install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
         return 2
+    if args.fleet:
+        return _fleet_drill(args)
     from .drill import DrillConfig, run_drill
     from .drill.bind import BindUnavailable
     from .drill.report import format_table, write_json, write_plot
@@ -145,6 +163,32 @@ def _drill(args: argparse.Namespace) -> int:
     if args.plot:
         problem = write_plot(result, args.plot)
         print(problem if problem else f"timeline drawn to {args.plot}", file=sys.stderr if problem else sys.stdout)
+    return 0
+
+
+def _fleet_drill(args: argparse.Namespace) -> int:
+    """``drill --fleet N``: :mod:`resilient_aws.drill.fleet`."""
+    if args.plot:
+        print("resilient-aws drill: --plot is not available with --fleet (use --json)", file=sys.stderr)
+        return 2
+    from .drill.bind import BindUnavailable
+    from .drill.fleet import FleetDrillUnavailable, format_fleet_table, run_fleet_drill, write_fleet_json
+    from .testing.endpoint import PortInUseError
+
+    try:
+        result = run_fleet_drill(args.fleet, args.quick, sys.stdout, threads=args.threads, rate=args.rate,
+                                 port=args.port, dns=args.dns)
+    except (PortInUseError, BindUnavailable, FleetDrillUnavailable) as e:
+        print(f"resilient-aws drill: {e}", file=sys.stderr)
+        return 2
+    except ImportError as e:
+        print(f"resilient-aws drill: {e}; install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
+        return 2
+    print(format_fleet_table(result), end="")
+    print(f"fleet drill finished in {result.duration:.1f} s")
+    if args.json:
+        write_fleet_json(result, args.json)
+        print(f"numbers written to {args.json}")
     return 0
 
 

@@ -175,5 +175,5 @@ def test_the_benchmarks_script_replaces_its_section_and_keeps_the_rest(tmp_path)
     script.put_section(results, script.section("| old |", 1.0, "resilient-aws bench fleet-sim"))
     script.put_section(results, script.section("| new |", 2.0, "resilient-aws bench fleet-sim"))
     text = results.read_text(encoding="utf-8")
-    assert text.startswith("# Benchmark results\n\n## 4. The outage drill\n\ndrill\n\n## 5. Past one machine")
-    assert "| new |" in text and "| old |" not in text and text.count("## 5.") == 1
+    assert text.startswith("# Benchmark results\n\n## 4. The outage drill\n\ndrill\n\n## 6. Past one machine")
+    assert "| new |" in text and "| old |" not in text and text.count("## 6.") == 1
