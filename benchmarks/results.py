@@ -7,6 +7,10 @@ gets on their machine; this script adds the drill and the page around them. Each
 own interpreter (as a user runs it) one after the other, never two at once, so they do not steal each
 other's cores; their progress lines (stderr) show as they run.
 
+The fleet sections (5: ``drill --fleet 8``, real processes and a real redis-server; 6: ``bench
+fleet-sim``, 10 to 10,000 simulated processes) are written by the same code as ``benchmarks/fleet.py``
+and ``benchmarks/fleet_sim.py`` (each of which can also rewrite its own section alone).
+
 Usage: python benchmarks/results.py [--out benchmarks/RESULTS.md] [--quick]
 """
 
@@ -22,6 +26,8 @@ import time
 from pathlib import Path
 
 import botocore
+import fleet  # benchmarks/fleet.py: the fleet drill's section
+import fleet_sim  # benchmarks/fleet_sim.py: the fleet simulation's section
 
 import resilient_aws
 from resilient_aws.bench.machine import cpu_model
@@ -57,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     dns_out, t_dns = run(["bench", "dns", *quick], 600)
     print("resilient-aws drill ...", flush=True)
     drill_out, t_drill = run(["drill", "--no-live", *quick], 300)
+    print("resilient-aws drill --fleet 8 ...", flush=True)
+    fleet_args = ["drill", "--fleet", "8", *quick]
+    fleet_out, t_fleet = run(fleet_args, 600)
+    print("resilient-aws bench fleet-sim ...", flush=True)
+    sim_args = ["bench", "fleet-sim", *quick]
+    sim_out, t_sim = run(sim_args, 900)
     overhead, storm, dns = overhead_out.strip(), storm_out.strip(), dns_out.strip()
     start = drill_out.find("\nbotocore ")  # the table starts with its botocore version line
     drill_table = drill_out[start + 1:].strip() if start >= 0 else drill_out.strip()
@@ -92,6 +104,10 @@ Same offered load through three clients at once; counts from the servers' side (
 ```
 {drill_table}
 ```
+
+{fleet.section(fleet.table(fleet_out), t_fleet, "python -m resilient_aws " + " ".join(fleet_args)).strip()}
+
+{fleet_sim.section(sim_out, t_sim, "resilient-aws " + " ".join(sim_args)).strip()}
 """
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
