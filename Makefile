@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test matrix demo demo-quick lint bench bench-storm bench-dns results clean venv
+.PHONY: test matrix demo demo-quick demo-fleet lint bench bench-storm bench-dns results clean venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,11 @@ demo: $(STAMP)
 
 demo-quick: $(STAMP)
 	$(BIN)/python -m resilient_aws drill --quick
+
+# 8 processes against the same servers, with shared state through a local redis-server and alone (needs
+# redis-server on PATH: Debian's package).
+demo-fleet: $(STAMP)
+	$(BIN)/python -m resilient_aws drill --fleet 8
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check resilient_aws tests benchmarks examples
