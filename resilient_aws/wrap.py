@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,10 @@ def wrap(
     """
     if not isinstance(client, BaseClient):
         raise ConfigError("client", f"must be a botocore/boto3 client, got {client!r}")
+    if inspect.iscoroutinefunction(getattr(type(client), "_make_api_call", None)):
+        # an aiobotocore client: its operations return coroutines, which no sync wrapper can retry or judge
+        raise ConfigError("client", f"{type(client).__name__} is an async (aiobotocore) client; wrap() hardens "
+                                    "botocore/boto3's sync clients (asyncio support is not there yet)")
     policy = coerce_policy(policy)
     service = client.meta.service_model.service_name
     primary = client.meta.region_name

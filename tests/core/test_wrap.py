@@ -38,3 +38,20 @@ def test_a_client_wrapped_again_is_retried_by_its_newest_owner_only():
     assert len(region.sent) == 2
     assert second.stats()["retries"] == 1
     assert first.stats()["retries"] == 0
+
+
+def test_wrapping_an_async_aiobotocore_style_client_is_refused_naming_the_client():
+    # aiobotocore's clients are BaseClient subclasses whose operations are coroutines: wrapped, every call
+    # would "succeed" with an un-awaited coroutine and no retry, breaker or failover would ever see it
+    client, _ = plain([])
+
+    async def _make_api_call(self, operation_name, api_params):  # pragma: no cover - never awaited
+        return {}
+
+    client.__class__ = type("AioDynamoDB", (type(client),), {"_make_api_call": _make_api_call})
+    try:
+        resilient_aws.wrap(client, policy=POLICY)
+    except resilient_aws.ConfigError as exc:
+        assert exc.field == "client" and "async" in str(exc)
+    else:
+        raise AssertionError("an async client was wrapped")
