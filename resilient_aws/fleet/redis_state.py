@@ -162,7 +162,7 @@ class RedisState(SharedState):
         while not self._closed:
             if not self._up_event.wait(1.0):
                 continue
-            pubsub = self._listen_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self._listen_client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self._redis_store.channel)
                 self.submit(self.resync)  # changes published before we (re)subscribed were missed

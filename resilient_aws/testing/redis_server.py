@@ -128,7 +128,7 @@ class LoopbackRedisServer:
 
         client = redis.Redis(host=self.host, port=self.port, socket_timeout=5, decode_responses=True)
         try:
-            return client.execute_command(*args)  # type: ignore[no-untyped-call]
+            return client.execute_command(*args)
         finally:
             client.close()
 
