@@ -101,11 +101,14 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return change(KEYS[1], 'open', now + 
 return view(KEYS[1], now)
 """
 
-# KEYS: record. ARGV: ns, endpoint, channel, owner, lease_ms. Reply: {granted, view}
+# KEYS: record. ARGV: ns, endpoint, channel, owner, lease_ms. Reply: {granted, view}. With no record the
+# fleet is closed (a process still open missed the closing, or Redis restarted before the processes re-published
+# their openings): granted, but nothing is written or published, so one late process cannot re-open the fleet.
 CLAIM = _PRELUDE + """
 local now = now_ms()
 local r = redis.call('HMGET', KEYS[1], 'st', 'until')
-if r[1] and now < (tonumber(r[2]) or 0) then return {0, view(KEYS[1], now)} end
+if not r[1] then return {1, {'closed', 0, ''}} end  -- the fleet is closed: probe alone, tell nobody
+if now < (tonumber(r[2]) or 0) then return {0, view(KEYS[1], now)} end
 return {1, change(KEYS[1], 'probing', now + tonumber(ARGV[5]), ARGV[4], now)}
 """
 

@@ -300,9 +300,10 @@ class MemoryStore:
             self._count("claim")
             now = self._clock()
             record = self._records.get(key)
-            if record is not None and now < record.until:
+            if record is None:  # the fleet is closed: a process still open (it missed the closing) probes alone
+                return True, NO_OPINION
+            if now < record.until:
                 return False, self._view(record, now)
-            # no record (the store restarted, or it was never opened) or the time/lease ran out
             record = self._records[key] = _Record(PROBING, now + lease, owner)
             self._emit(key, record, now)
             return True, self._view(record, now)
