@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: What the drill imports beyond the core dependencies, and the requirement that brings each one; all of
 #: them come with the ``drill`` extra.
@@ -28,24 +28,22 @@ _DRILL_MODULES = (
 DRILL_INSTALL = "pip install 'resilient-aws[drill]'"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be within 1..64, got {value}")
-    return value
+def _int_within(low: int, high: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: an integer in ``low..high`` (the error says ``why`` when given)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be within {low}..{high}{f' ({why})' if why else ''}, "
+                                             f"got {value}")
+        return value
+    return parse
 
 
-def _fleet_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 2 <= value <= 32:
-        raise argparse.ArgumentTypeError(f"must be within 2..32 (a fleet is at least two processes), got {value}")
-    return value
+_positive_int = _int_within(1, 64)
+_fleet_size = _int_within(2, 32, "a fleet is at least two processes")
 
 
 def _rate(text: str) -> float:

@@ -35,17 +35,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .config import PRIMARY, SECONDARY
+from .report import write_json_atomically
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..testing.drill_env import OutageDrill
@@ -265,7 +263,7 @@ def _scenario(mode: str, title: str, fleet: Fleet, drill: OutageDrill, timeline:
     requests = timeline.count(t_503, outage_to)
     outage_calls = main.between(t_503, outage_to).calls
     silence = OPEN_TIME * (1 - plan.policy.breaker.open_jitter) / 2  # no probe comes this soon after an opening
-    burst, quiet = _opening_burst(timeline, t_503, outage_to, silence)
+    burst, quiet = timeline.opening_burst(t_503, outage_to, silence)
     openings = {w: e for w, e in main.openings_after(t_503).items() if e.t < outage_to}
     probes = timeline.count(quiet, outage_to) if burst else 0
     strict = OPEN_TIME - 2 * timeline.interval  # two probes 1 s apart may be seen up to two samples closer
@@ -324,17 +322,6 @@ def _dns_published(fleet: Fleet, redis_server: LoopbackRedisServer, namespace: s
             return False
 
     return fleet.wait_until(there, bound, 0.1)
-
-
-def _opening_burst(timeline: EndpointTimeline, t0: float, t1: float, silence: float) -> tuple[int, float]:
-    """Requests from ``t0`` until the endpoint first heard nothing for ``silence`` seconds, and the time of
-    the last of them: "every process had stopped" as the server saw it."""
-    total, last = 0, t0
-    for t, n in timeline.arrivals(t0, t1):
-        if total and t - last >= silence:
-            break
-        total, last = total + n, t
-    return total, last
 
 
 def _redis_version(server: LoopbackRedisServer) -> str:
@@ -462,14 +449,4 @@ def _verdict(result: FleetDrillResult) -> str:
 
 def write_fleet_json(result: FleetDrillResult, path: str) -> None:
     """Atomic write (temporary file + rename), as the drill's own JSON."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".drill-fleet-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(result.to_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_json_atomically(result.to_dict(), path, prefix=".drill-fleet-")

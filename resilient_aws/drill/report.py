@@ -81,12 +81,17 @@ def _verdict(result: DrillResult) -> str:
 
 
 def write_json(result: DrillResult, path: str) -> None:
-    """Atomic write (temporary file + rename), so a reader never sees half a report."""
+    """The drill's numbers as JSON, written atomically."""
+    write_json_atomically(result.to_dict(), path, prefix=".drill-")
+
+
+def write_json_atomically(data: object, path: str, prefix: str) -> None:
+    """Temporary file + rename, so a reader never sees half a report."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".drill-", suffix=".json", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(result.to_dict(), f, indent=2, sort_keys=False)
+            json.dump(data, f, indent=2)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:

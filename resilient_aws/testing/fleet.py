@@ -690,6 +690,16 @@ class EndpointTimeline:
                 i += 1
         return out
 
+    def opening_burst(self, t0: float, t1: float, silence: float) -> tuple[int, float]:
+        """Requests from ``t0`` until the endpoint first heard nothing for ``silence`` seconds, and the time
+        of the last of them: "every process had stopped" as the server saw it."""
+        total, last = 0, t0
+        for t, n in self.arrivals(t0, t1):
+            if total and t - last >= silence:
+                break
+            total, last = total + n, t
+        return total, last
+
     def quiet_since(self, t: float, t1: float | None = None) -> float | None:
         """The time of the last arrival in ``(t, t1]``, or None if none arrived (for "everyone stopped")."""
         points = self.arrivals(t, t1 if t1 is not None else math.inf)

@@ -136,16 +136,6 @@ def all_returned(fleet: Fleet, since: float, timeout: float) -> dict[str, float 
     return fleet.result.return_after(since, fleet.names)
 
 
-def opening_burst(timeline: EndpointTimeline, t0: float, t1: float, silence: float) -> tuple[int, float]:
-    """Requests from ``t0`` until the endpoint first heard nothing for ``silence`` seconds, and that time."""
-    total, last = 0, t0
-    for t, n in timeline.arrivals(t0, t1):
-        if total and t - last >= silence:
-            break
-        total, last = total + n, t
-    return total, last
-
-
 def strict_window(timeline: EndpointTimeline, open_time: float) -> float:
     """"One probe per ``open_time``" with the timeline's 10 ms sampling: two probes ``open_time`` apart
     may be seen up to two samples closer."""
@@ -191,7 +181,7 @@ def test_a_503_the_fleet_opens_after_min_calls_and_probes_once_per_open_time(dri
         result = fleet.halt()
         t1 = time.monotonic()
         timeline.sample_now()
-        burst, quiet = opening_burst(timeline, t_base, t1, silence)
+        burst, quiet = timeline.opening_burst(t_base, t1, silence)
         probes = timeline.count(quiet, t1)
         worst = timeline.max_in_window(quiet, t1, strict_window(timeline, BREAKER.open_time))
         by_fleet = sum(1 for e in openings.values() if e.detail.get("reason") == OPEN_REASON_FLEET)
@@ -380,7 +370,7 @@ def test_e_redis_lost_mid_outage_costs_no_call_and_sharing_resumes(drill, fleet,
     openings = all_opened(fleet, t_base, timeout=4 * QUICK.window)
     time.sleep(QUICK.open_time / 2)
     timeline.sample_now()
-    burst, _ = opening_burst(timeline, t_base, time.monotonic(), QUICK.open_time * (1 - QUICK.open_jitter) / 2)
+    burst, _ = timeline.opening_burst(t_base, time.monotonic(), QUICK.open_time * (1 - QUICK.open_jitter) / 2)
     phases.set("healed")
     result = fleet.halt()
 
