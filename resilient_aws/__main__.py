@@ -17,6 +17,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 #: What the drill imports beyond the core dependencies, and the requirement that brings each one; all of
 #: them come with the ``drill`` extra.
@@ -26,6 +27,7 @@ _DRILL_MODULES = (
     ("werkzeug", "werkzeug"),
 )
 DRILL_INSTALL = "pip install 'resilient-aws[drill]'"
+_R = TypeVar("_R")
 
 
 def _int_within(low: int, high: int, why: str = "") -> Callable[[str], int]:
@@ -142,22 +144,10 @@ def _drill(args: argparse.Namespace) -> int:
 
     cfg = DrillConfig(quick=args.quick, threads=args.threads, rate=args.rate, write_ratio=args.write_ratio,
                       port=args.port, dns=args.dns, live=False if args.no_live else None)
-    try:
-        result = run_drill(cfg)
-    except PortInUseError as e:
-        print(f"resilient-aws drill: {e}", file=sys.stderr)
+    result = _run_drill(lambda: run_drill(cfg), (PortInUseError, BindUnavailable))
+    if result is None:
         return 2
-    except BindUnavailable as e:
-        print(f"resilient-aws drill: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:  # a part of the extra missing that the check above does not name
-        print(f"resilient-aws drill: {e}; install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
-        return 2
-    print(format_table(result), end="")
-    print(f"drill finished in {result.duration:.1f} s")
-    if args.json:
-        write_json(result, args.json)
-        print(f"numbers written to {args.json}")
+    _report(args, "drill", format_table(result), result.duration, lambda path: write_json(result, path))
     if args.plot:
         problem = write_plot(result, args.plot)
         print(problem if problem else f"timeline drawn to {args.plot}", file=sys.stderr if problem else sys.stdout)
@@ -173,21 +163,36 @@ def _fleet_drill(args: argparse.Namespace) -> int:
     from .drill.fleet import FleetDrillUnavailable, format_fleet_table, run_fleet_drill, write_fleet_json
     from .testing.endpoint import PortInUseError
 
-    try:
-        result = run_fleet_drill(args.fleet, args.quick, sys.stdout, threads=args.threads, rate=args.rate,
-                                 port=args.port, dns=args.dns)
-    except (PortInUseError, BindUnavailable, FleetDrillUnavailable) as e:
-        print(f"resilient-aws drill: {e}", file=sys.stderr)
+    result = _run_drill(lambda: run_fleet_drill(args.fleet, args.quick, sys.stdout, threads=args.threads,
+                                                rate=args.rate, port=args.port, dns=args.dns),
+                        (PortInUseError, BindUnavailable, FleetDrillUnavailable))
+    if result is None:
         return 2
-    except ImportError as e:
-        print(f"resilient-aws drill: {e}; install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
-        return 2
-    print(format_fleet_table(result), end="")
-    print(f"fleet drill finished in {result.duration:.1f} s")
-    if args.json:
-        write_fleet_json(result, args.json)
-        print(f"numbers written to {args.json}")
+    _report(args, "fleet drill", format_fleet_table(result), result.duration,
+            lambda path: write_fleet_json(result, path))
     return 0
+
+
+def _run_drill(run: Callable[[], _R], unavailable: tuple[type[Exception], ...]) -> _R | None:
+    """``run()``, or None after saying why on stderr when something it needs is missing (a port, BIND,
+    redis-server, a part of the drill extra)."""
+    try:
+        return run()
+    except unavailable as e:
+        print(f"resilient-aws drill: {e}", file=sys.stderr)
+    except ImportError as e:  # a part of the extra missing that the check before does not name
+        print(f"resilient-aws drill: {e}; install the drill extra: {DRILL_INSTALL}", file=sys.stderr)
+    return None
+
+
+def _report(args: argparse.Namespace, what: str, table: str, duration: float,
+            write_json: Callable[[str], None]) -> None:
+    """The table, how long it took, and the JSON when ``--json`` asks for it."""
+    print(table, end="")
+    print(f"{what} finished in {duration:.1f} s")
+    if args.json:
+        write_json(args.json)
+        print(f"numbers written to {args.json}")
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -80,23 +80,25 @@ class RetryBudget:
                 counts.add(now, WITHDRAWALS)  # this process's own traffic pays for it
                 return True
             if not fleet.available:
-                return self._take_reserve(now, from_reserve, self.fallback_reserve)
+                return self._take_fallback(now, from_reserve)
         granted = fleet.reserve(now)  # the fleet's floor, asked with no lock held
         with self._lock:
             if granted is None:  # the store went away while we asked
-                return self._take_reserve(now, self._counts.totals(now)[FROM_RESERVE], self.fallback_reserve)
+                return self._take_fallback(now, self._counts.totals(now)[FROM_RESERVE])
             if granted:
-                self._counts.add(now, WITHDRAWALS)
-                self._counts.add(now, FROM_RESERVE)
+                self._count_from_reserve(now)
             return granted
 
-    def _take_reserve(self, now: float, taken: int, reserve: float) -> bool:
-        """Under the lock: one token of a local floor of ``reserve`` tokens per window."""
-        if taken + 1 <= reserve + _EPSILON:
-            self._counts.add(now, WITHDRAWALS)
-            self._counts.add(now, FROM_RESERVE)
+    def _take_fallback(self, now: float, taken: int) -> bool:
+        """Under the lock: one token of the local floor used while the fleet's is out of reach."""
+        if taken + 1 <= self.fallback_reserve + _EPSILON:
+            self._count_from_reserve(now)
             return True
         return False
+
+    def _count_from_reserve(self, now: float) -> None:
+        self._counts.add(now, WITHDRAWALS)
+        self._counts.add(now, FROM_RESERVE)
 
     def available(self, now: float) -> float:
         """Retry tokens left now (for stats): with a fleet, only this process's ratio tokens."""

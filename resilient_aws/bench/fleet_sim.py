@@ -52,6 +52,7 @@ from ..fleet.shared import SharedState
 from ..fleet.store import OPEN, Invalid, MemoryStore, message_from
 from ..policy import BreakerPolicy, BudgetPolicy
 from ..timing import Timing
+from .report import cell
 from .timing import Progress
 
 KEY = "dynamodb|us-east-1|https://dynamodb.us-east-1.amazonaws.com"
@@ -413,16 +414,12 @@ def run(settings: Settings, progress: Progress | None = None) -> list[Row]:
             mode = "shared" if shared else "alone"
             progress(f"{processes:>6} processes, {mode:<6}: dead requests {row.dead_requests:>7} "
                      f"(after open {row.dead_after_open:>6}), probes {row.probes_per_s:>7.2f}/s, recovery "
-                     f"{_fmt(row.recovery_s)} s, store {row.commands_per_s:g} commands/s "
+                     f"{cell(row.recovery_s)} s, store {row.commands_per_s:g} commands/s "
                      f"(peak {row.peak_commands_per_s}/s); {row.wall_s:.1f} s real time")
     return rows
 
 
 # -- the report -----------------------------------------------------------------------------------------
-def _fmt(v: Any, spec: str = "") -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def _recovery(row: Row, settings: Settings) -> str:
     if row.recovery_s is not None:
         return f"{row.recovery_s:.2f} s"
@@ -459,7 +456,7 @@ def verdicts(rows: Sequence[Row], settings: Settings) -> list[Verdict]:
         f"{growth:g}x fleet; flat is <= {FLAT_FACTOR:g}x), all of them probes. In the {s.latency * 1000:g} ms the "
         f"opening takes to reach every process, {small.dead_spreading:,} and {large.dead_spreading:,} more "
         f"(about processes x rate x latency = {spread:,.0f} at {large.processes:,}). Before the fleet opened "
-        f"({_fmt(large.first_open_s)} s after the death at {large.processes:,}): {small.dead_detecting:,} and "
+        f"({cell(large.first_open_s)} s after the death at {large.processes:,}): {small.dead_detecting:,} and "
         f"{large.dead_detecting:,}, the detection, which grows with the fleet whatever a breaker does"
         + (f". Alone, {large.processes:,} processes send {alone.dead_after_open:,} after their breakers opened "
            f"({alone.dead_requests:,} in all)." if alone else ".")))
@@ -529,7 +526,7 @@ def markdown(rows: Sequence[Row], settings: Settings) -> str:
         alone_cells = ("| - | - | - | - |" if a is None else
                        f"| {a.dead_requests:,} | {a.dead_after_open:,} | {a.probes_per_s:g} | {_recovery(a, s)} |")
         lines.append(f"| {r.processes:,} | {r.dead_requests:,} | {r.dead_detecting:,} | {r.dead_spreading:,} "
-                     f"| {r.dead_known:,} | {_fmt(r.first_open_s, '.2f')} s | {r.probes_per_s:g} "
+                     f"| {r.dead_known:,} | {cell(r.first_open_s, '.2f')} s | {r.probes_per_s:g} "
                      f"| {r.max_concurrent_probes} | {_recovery(r, s)} {alone_cells}")
     lines += [
         "",

@@ -16,6 +16,12 @@ from pathlib import Path
 
 from .machine import cpu_model, software
 
+
+def cell(value: object, spec: str = "") -> str:
+    """A table cell: ``value`` formatted with ``spec``, or "-" when there is none."""
+    return "-" if value is None else format(value, spec)
+
+
 TITLES = {
     "overhead": "Hot-path overhead",
     "storm": "Retry storms, counted at the server",

@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .machine import software
+from .report import cell
 from .timing import Progress
 
 REGION = "us-east-1"
@@ -271,10 +272,6 @@ def run_one(name: str, failure: str, settings: Settings) -> Row:
         )
 
 
-def _fmt(v: Any, spec: str = "") -> str:
-    return "-" if v is None else format(v, spec)
-
-
 def run(settings: Settings, progress: Progress | None = None) -> list[Row]:
     """Every client in ``settings.clients`` through every failure in ``settings.failures``, one at a time."""
     progress = progress or Progress("storm")
@@ -286,8 +283,8 @@ def run(settings: Settings, progress: Progress | None = None) -> list[Row]:
         row = run_one(name, failure, settings)
         rows.append(row)
         progress(f"round {index}/{len(plan)}: {failure:>7}  {name:<27} calls {row.calls:>5}  "
-                 f"attempts/call {_fmt(row.attempts_per_call):>6}  peak {row.peak_attempts_per_s:>5}/s  "
-                 f"tail {row.tail_attempts_per_s:>6}/s  recovery {_fmt(row.recovery_s)} s")
+                 f"attempts/call {cell(row.attempts_per_call):>6}  peak {row.peak_attempts_per_s:>5}/s  "
+                 f"tail {row.tail_attempts_per_s:>6}/s  recovery {cell(row.recovery_s)} s")
     return rows
 
 
@@ -305,9 +302,9 @@ def markdown(rows: Sequence[Row], settings: Settings) -> str:
     ]
     for r in rows:
         unfinished = f" ({r.unfinished} unfinished)" if r.unfinished else ""
-        lines.append(f"| {r.failure} | {r.client} | {r.calls}{unfinished} | {_fmt(r.attempts_per_call, '.2f')} "
-                     f"| {r.peak_attempts_per_s} | {r.tail_attempts_per_s:g} | {_fmt(r.p50_ms, '.0f')} ms "
-                     f"| {_fmt(r.recovery_s, '.2f')} s |")
+        lines.append(f"| {r.failure} | {r.client} | {r.calls}{unfinished} | {cell(r.attempts_per_call, '.2f')} "
+                     f"| {r.peak_attempts_per_s} | {r.tail_attempts_per_s:g} | {cell(r.p50_ms, '.0f')} ms "
+                     f"| {cell(r.recovery_s, '.2f')} s |")
     lines += ["", f"{software()}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}"]
     return "\n".join(lines) + "\n"
 

@@ -301,8 +301,12 @@ class EndpointLink:
     # -- budget ------------------------------------------------------------------------------------
     def floor_empty(self, wait: float) -> None:
         """The fleet's floor is empty for ``wait`` seconds (published): do not ask before then."""
-        self._reserve_wait_until = max(self._reserve_wait_until,
-                                       self.shared.timing.monotonic() + wait * (1.0 + self.shared.timing.random()))
+        self._defer_reserve(self.shared.timing.monotonic(), wait)
+
+    def _defer_reserve(self, now: float, wait: float) -> None:
+        """No floor request before ``wait`` x [1, 2) from ``now`` (jittered, so the fleet does not ask in step);
+        never sooner than an earlier deferral said."""
+        self._reserve_wait_until = max(self._reserve_wait_until, now + wait * (1.0 + self.shared.timing.random()))
 
     def reserve(self, now: float) -> bool | None:
         """One token of the fleet's floor: True, False (empty), or None (store unavailable)."""
@@ -315,7 +319,7 @@ class EndpointLink:
             return None
         granted, wait = got
         if not granted:  # never shorter than what the fleet was told (a "floor" message may be here first)
-            self._reserve_wait_until = max(self._reserve_wait_until, now + wait * (1.0 + self.shared.timing.random()))
+            self._defer_reserve(now, wait)
         return granted
 
 
