@@ -257,7 +257,8 @@ class CircuitBreaker:
     def success_total(self, now: float) -> tuple[int, int]:
         """Successes counted while closed: ever, and in the window (for the fleet's window)."""
         with self._lock:
-            return self._counts.cumulative(now)[SUCCESSES], self._counts.totals(now)[SUCCESSES]
+            in_window = self._counts.totals(now)[SUCCESSES]
+            return self._counts.retired[SUCCESSES] + in_window, in_window
 
     def _spread(self) -> float:
         return self._uniform(0.0, self.policy.open_jitter * self.policy.open_time)
