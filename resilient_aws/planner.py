@@ -19,10 +19,19 @@ which goes on and, if nothing succeeds, ends with the primary's own last error. 
 was never tried (its breaker was open) ends with the last endpoint error of another region, or
 ``CircuitOpenError`` when none gave one. ``RetryPolicy.max_attempts`` bounds the attempts of the
 whole call, across regions.
+
+The decisions are written once, in :func:`plan`, a generator that does no I/O: it yields a backoff to
+sleep (a float) or an attempt to make (a bound botocore method and its keyword arguments) and is sent
+the attempt's result or thrown its exception. :func:`run` drives it with ``time.sleep`` and plain
+calls; ``resilient_aws.aio`` drives the same generator with ``asyncio.sleep`` and ``await``. So the
+thread and the asyncio client cannot disagree about regions, tickets, budgets or counts, and a
+``CancelledError`` (or ``KeyboardInterrupt``) thrown in at a yield runs the same ``finally`` that
+releases a probe ticket.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from .breaker import ADMIT, PROBE, REJECT
@@ -30,17 +39,46 @@ from .classify import classify
 from .errors import CircuitOpenError
 from .events import CIRCUIT_OPEN, FAILOVER
 from .params import Prepared
-from .retry import CallState, error_code, handoff, pay_for_retry, record
+from .retry import CallState, error_code, handoff, record, retry_delay
 
 if TYPE_CHECKING:  # pragma: no cover
     from .client import ResilientClient
     from .regions import RegionLane
 
 
+#: What :func:`plan` asks its driver for: a backoff to sleep, or an attempt (method, keyword arguments).
+Step = float | tuple[Callable[..., Any], dict[str, Any]]
+Plan = Generator[Step, Any, Any]
+
+
 def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, Any],
         first_exc: Exception | None, *, may_move: bool, started: float | None = None,
         prepared: Prepared | None = None) -> Any:
-    """Finish one call; return its result or raise the error the caller should see."""
+    """Finish one call; return its result or raise the error the caller should see (threads)."""
+    steps = plan(client, py_name, op_name, kwargs, first_exc, may_move=may_move, started=started,
+                 prepared=prepared)
+    sleep = client._timing.sleep
+    sent: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            step = steps.send(sent) if error is None else steps.throw(error)
+        except StopIteration as done:
+            return done.value
+        sent = error = None
+        try:
+            if isinstance(step, float):
+                sleep(step)
+            else:
+                sent = step[0](**step[1])
+        except BaseException as exc:  # the plan decides; KeyboardInterrupt too (it releases its ticket)
+            error = exc
+
+
+def plan(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, Any],
+         first_exc: Exception | None, *, may_move: bool, started: float | None = None,
+         prepared: Prepared | None = None) -> Plan:
+    """The decisions of one call that left the hot path, as a generator (see the module's docstring)."""
     timing = client._timing
     policy = client._policy
     deadline = policy.retry.deadline
@@ -103,9 +141,12 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
                     break
                 lane = lanes[target]
                 if used[target]:  # a retry of a region this call used: pay, wait, then ask the breaker
-                    if not pay_for_retry(client, lane, state, verdict, op_name, timing.monotonic(),
-                                         error_code(errors[current])):
+                    delay = retry_delay(client, lane, state, verdict, op_name, timing.monotonic(),
+                                        error_code(errors[current]))
+                    if delay is None:
                         break
+                    if delay > 0:
+                        yield float(delay)  # no ticket is held while the backoff is slept
                     ticket = lane.health.breaker.admit(timing.monotonic())
                     if ticket == REJECT:
                         break
@@ -137,7 +178,7 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
             handoff.pending = state
             ok = False
             try:
-                result = getattr(lane.client(), py_name)(**kwargs)
+                result = yield (getattr(lane.client(), py_name), kwargs)
                 ok = True
             except Exception as exc:
                 if not state.saw(exc):
@@ -159,6 +200,8 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
         if isinstance(exc, Exception):
             client._counters.finish(ok=False, caller_error=caller_error, failovers=failovers)
             _set_retry_attempts(getattr(exc, "response", None), state.attempts)
+        elif not isinstance(exc, GeneratorExit):  # cancelled (asyncio) or interrupted: neither ok nor failed
+            client._counters.finish(ok=False, caller_error=False, failovers=failovers, cancelled=True)
         raise
 
 

@@ -23,15 +23,22 @@ handler. After every attempt it
   closed, so no half-open probe can be left held by an interrupted sleep.
 
 The state of one call (:class:`CallState`) travels in botocore's request context. A call the planner
-makes hands its state over through a thread-local (``handoff.pending``); a call from the hot path has
-none until its first failure, when the handler creates it; the handler leaves the final failure's state
-in ``handoff.last`` so the planner can pick up where the endpoint loop stopped.
+makes hands its state over through ``handoff.pending``; a call from the hot path has none until its
+first failure, when the handler creates it; the handler leaves the final failure's state in
+``handoff.last`` so the planner can pick up where the endpoint loop stopped. ``handoff`` is a pair of
+context variables, not a thread-local: a thread has its own context, and so has an asyncio task, where
+a thread-local would hand one task's state to another task's handler on the same thread. The handler
+runs in its caller's context because the caller awaits (or calls) botocore directly, never through a
+new task.
+
+:class:`AioRetryHandler` is the same handler for aiobotocore clients: the same decisions (the methods
+below are shared), with the body read by ``await`` and the backoff slept by ``asyncio.sleep``.
 """
 
 from __future__ import annotations
 
-import threading
 from binascii import crc32
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ChecksumError
@@ -79,9 +86,32 @@ class CallState:
         return self.response is not None and getattr(exc, "response", None) is self.response
 
 
-class _Handoff(threading.local):
-    pending: CallState | None = None   # set by the planner around the botocore call it makes
-    last: CallState | None = None      # the state of the last call the handler gave up on
+_PENDING: ContextVar[CallState | None] = ContextVar("resilient_aws_pending", default=None)
+_LAST: ContextVar[CallState | None] = ContextVar("resilient_aws_last", default=None)
+
+
+class _Handoff:
+    """``pending``: set by the planner around the botocore call it makes; ``last``: the state of the
+    last call the handler gave up on. Per thread and per asyncio task (context variables holding
+    immutable references: a child task copies the context, and must not share a mutable holder)."""
+
+    __slots__ = ()
+
+    @property
+    def pending(self) -> CallState | None:
+        return _PENDING.get()
+
+    @pending.setter
+    def pending(self, state: CallState | None) -> None:
+        _PENDING.set(state)
+
+    @property
+    def last(self) -> CallState | None:
+        return _LAST.get()
+
+    @last.setter
+    def last(self, state: CallState | None) -> None:
+        _LAST.set(state)
 
 
 handoff = _Handoff()
@@ -98,12 +128,11 @@ def record(lane: RegionLane, ticket: int, verdict: Verdict | None, now: float, c
         breaker.on_neutral(ticket)
 
 
-def crc32_error(http_response: Any) -> ChecksumError | None:
-    """A ``ChecksumError`` if ``x-amz-crc32`` is present and does not match the body, else None."""
-    expected = http_response.headers.get("x-amz-crc32")
+def crc32_error(expected: str | None, body: bytes) -> ChecksumError | None:
+    """A ``ChecksumError`` if an ``x-amz-crc32`` value is given and does not match ``body``, else None."""
     if expected is None:
         return None
-    actual = crc32(http_response.content) & 0xFFFFFFFF
+    actual = crc32(body) & 0xFFFFFFFF
     try:
         if int(expected) == actual:
             return None
@@ -142,7 +171,8 @@ class RetryHandler:
         if caught_exception is None and response is not None:
             http = response[0]
             if self._check_crc:
-                damaged = crc32_error(http)
+                expected = http.headers.get("x-amz-crc32")
+                damaged = crc32_error(expected, http.content) if expected is not None else None
                 if damaged is not None:
                     return self._failed(None, damaged, request_dict, operation)
             if http.status_code < 300:
@@ -151,6 +181,18 @@ class RetryHandler:
 
     def _failed(self, response: Any, exc: BaseException | None, request_dict: dict[str, Any] | None,
                 operation: Any) -> float | None:
+        state, verdict, delay = self._judge(response, exc, request_dict, operation)
+        if delay is not None:
+            if delay > 0:
+                self._client._timing.sleep(delay)
+            if self._go(state):
+                return 0  # botocore rewinds, re-signs and sends again; our backoff already slept
+        return self._give_up(state, response, exc, verdict)
+
+    # -- the decisions, shared by the sync and the async handler (neither blocks nor awaits) -------
+    def _judge(self, response: Any, exc: BaseException | None, request_dict: dict[str, Any] | None,
+               operation: Any) -> tuple[CallState, Verdict, float | None]:
+        """Count and record a failed attempt; the backoff before a same-region retry, or None."""
         client = self._client
         lane = self._lane
         context = request_dict["context"] if request_dict is not None else {}
@@ -171,57 +213,92 @@ class RetryHandler:
         client._counters.attempt_failed(lane, verdict)
         record(lane, state.ticket, verdict, now, client._policy.breaker.count_throttles)
         state.ticket = ADMIT  # the admission was used up; an in-region retry needs a closed breaker
-        if self._retry(state, verdict, request_dict, operation.name, now, error_code(exc, parsed)):
-            return 0  # botocore rewinds, re-signs and sends again; our backoff already slept
+        delay = self._retry_delay(state, verdict, request_dict, operation.name, now, error_code(exc, parsed))
+        return state, verdict, delay
+
+    def _retry_delay(self, state: CallState, verdict: Verdict, request_dict: dict[str, Any] | None, op_name: str,
+                     now: float, error: str) -> float | None:
+        client = self._client
+        lane = self._lane
+        policy = client._policy
+        if not verdict.retryable or state.attempts >= policy.retry.max_attempts:
+            return None
+        if request_dict is not None and not rewindable(request_dict.get("body")):
+            return None  # botocore could not send it again: one attempt, the original error
+        if state.may_move and verdict.may_fail_over and client._alternative(state, now):
+            return None  # another region can take it now: the planner moves the call
+        if lane.health.breaker.state is not CLOSED:
+            return None
+        return retry_delay(client, lane, state, verdict, op_name, now, error)
+
+    def _go(self, state: CallState) -> bool:
+        """After the backoff: retry, unless the breaker opened while we waited (do not pile on)."""
+        if self._lane.health.breaker.state is not CLOSED:
+            return False
+        state.attempts += 1
+        state.retries += 1
+        self._client._counters.attempt_made(self._lane, retry=True)
+        return True
+
+    def _give_up(self, state: CallState, response: Any, exc: BaseException | None, verdict: Verdict) -> float | None:
+        """No retry here: leave the failure for the planner (which may move the call) or the caller."""
         state.exception = exc
-        state.response = parsed if exc is None else None
+        state.response = response[1] if exc is None and response is not None else None
         state.verdict = verdict
         handoff.last = state
         if isinstance(exc, ChecksumError):
             raise exc  # damaged bytes are never returned as an answer
         return None
 
-    def _retry(self, state: CallState, verdict: Verdict, request_dict: dict[str, Any] | None, op_name: str,
-               now: float, error: str) -> bool:
-        client = self._client
-        lane = self._lane
-        policy = client._policy
-        if not verdict.retryable or state.attempts >= policy.retry.max_attempts:
-            return False
-        if request_dict is not None and not rewindable(request_dict.get("body")):
-            return False  # botocore could not send it again: one attempt, the original error
-        if state.may_move and verdict.may_fail_over and client._alternative(state, now):
-            return False  # another region can take it now: the planner moves the call
-        health = lane.health
-        if health.breaker.state is not CLOSED:
-            return False
-        if not pay_for_retry(client, lane, state, verdict, op_name, now, error):
-            return False
-        if health.breaker.state is not CLOSED:
-            return False  # it opened while we waited: do not pile on
-        state.attempts += 1
-        state.retries += 1
-        client._counters.attempt_made(lane, retry=True)
-        return True
+
+class AioRetryHandler(RetryHandler):
+    """The handler of one region's aiobotocore client: aiobotocore awaits ``async`` handlers and
+    sleeps the delay they return with ``asyncio.sleep``. The response body is a coroutine there (over
+    bytes already read: no I/O), and the backoff is awaited, so the event loop never blocks."""
+
+    __slots__ = ()
+
+    async def __call__(self, response: Any = None, caught_exception: BaseException | None = None,  # type: ignore[override]
+                       request_dict: dict[str, Any] | None = None, operation: Any = None,
+                       **kwargs: Any) -> float | None:
+        if caught_exception is None and response is not None:
+            http = response[0]
+            if self._check_crc:
+                expected = http.headers.get("x-amz-crc32")
+                damaged = crc32_error(expected, await http.content) if expected is not None else None
+                if damaged is not None:
+                    return await self._afailed(None, damaged, request_dict, operation)
+            if http.status_code < 300:
+                return None
+        return await self._afailed(response, caught_exception, request_dict, operation)
+
+    async def _afailed(self, response: Any, exc: BaseException | None, request_dict: dict[str, Any] | None,
+                       operation: Any) -> float | None:
+        state, verdict, delay = self._judge(response, exc, request_dict, operation)
+        if delay is not None:
+            if delay > 0:
+                await self._client._timing.asleep(delay)  # a cancel here holds nothing: the ticket was used
+            if self._go(state):
+                return 0
+        return self._give_up(state, response, exc, verdict)
 
 
-def pay_for_retry(client: ResilientClient, lane: RegionLane, state: CallState, verdict: Verdict, op_name: str,
-                  now: float, error: str) -> bool:
+def retry_delay(client: ResilientClient, lane: RegionLane, state: CallState, verdict: Verdict, op_name: str,
+                now: float, error: str) -> float | None:
     """What any retry of ``lane`` costs, in region or back from another one: a token of the endpoint's
-    budget, then the jittered backoff, slept only if it ends before the call's deadline. False (and
-    counted, and for the budget an event) when the retry must not happen. Holds no breaker ticket."""
+    budget, then the jittered backoff, if it ends before the call's deadline. The backoff to sleep, or
+    None (counted, and for the budget an event) when the retry must not happen. Sleeps nothing and
+    holds no breaker ticket: the caller sleeps (``time.sleep`` or ``asyncio.sleep``)."""
     if not lane.health.budget.try_withdraw(now):
         client._counters.count(retries_denied_by_budget=1)
         client._emit(BUDGET_DENIED, lane.region, op_name, attempt=state.attempts + 1)
-        return False
+        return None
     delay = client._backoff.delay(state.retries + 1, verdict.throttle, verdict.retry_after)
     if state.deadline_at is not None and now + delay >= state.deadline_at:
         client._counters.count(deadline_stops=1)
-        return False
+        return None
     client._emit(RETRY, lane.region, op_name, attempt=state.attempts + 1, delay=round(delay, 4), error=error)
-    if delay > 0:
-        client._timing.sleep(delay)
-    return True
+    return delay
 
 
 def error_code(exc: BaseException | None, parsed: dict[str, Any] | None = None) -> str:
@@ -234,8 +311,8 @@ def error_code(exc: BaseException | None, parsed: dict[str, Any] | None = None) 
     return type(exc).__name__ if exc is not None else "unknown"
 
 
-__all__ = ["CONTEXT_KEY", "CallState", "RetryHandler", "crc32_error", "error_code", "handoff", "pay_for_retry",
-           "record", "rewindable"]
+__all__ = ["CONTEXT_KEY", "AioRetryHandler", "CallState", "RetryHandler", "crc32_error", "error_code", "handoff",
+           "record", "retry_delay", "rewindable"]
 
 
 def install_retry_handler(client: Any, handler: RetryHandler, max_attempts: int) -> None:

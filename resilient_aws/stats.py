@@ -17,7 +17,7 @@ from .classify import Verdict
 from .regions import RegionLane
 
 _COUNTERS = ("slow_calls", "slow_ok", "failed", "attempts", "retries", "retries_denied_by_budget",
-             "failovers", "circuit_open_rejections", "deadline_stops", "throttled", "caller_errors")
+             "failovers", "circuit_open_rejections", "deadline_stops", "throttled", "caller_errors", "cancelled")
 
 
 class CallCounters:
@@ -45,19 +45,31 @@ class CallCounters:
             if retry:
                 self._counts["retries"] += 1
 
+    def cancelled_on_hot_path(self, lane: RegionLane) -> None:
+        """An asyncio call cancelled during its first attempt on the hot path: one call, one attempt."""
+        with self._lock:
+            lane.attempts += 1
+            c = self._counts
+            c["attempts"] += 1
+            c["slow_calls"] += 1
+            c["cancelled"] += 1
+
     def attempt_failed(self, lane: RegionLane, verdict: Verdict) -> None:
         with self._lock:
             lane.failures += 1
             if verdict.throttle:
                 self._counts["throttled"] += 1
 
-    def finish(self, *, ok: bool, caller_error: bool, failovers: int = 0) -> None:
-        """A call that left the hot path ended (its attempts were counted as they were made)."""
+    def finish(self, *, ok: bool, caller_error: bool, failovers: int = 0, cancelled: bool = False) -> None:
+        """A call that left the hot path ended (its attempts were counted as they were made). A cancelled
+        call (asyncio's ``CancelledError``, a ``KeyboardInterrupt``) is a call, neither ok nor failed."""
         with self._lock:
             c = self._counts
             c["slow_calls"] += 1
             if ok:
                 c["slow_ok"] += 1
+            elif cancelled:
+                c["cancelled"] += 1
             else:
                 c["failed"] += 1
             if caller_error:
@@ -92,6 +104,7 @@ class CallCounters:
             "calls": fast_ok + c["slow_calls"],
             "succeeded": fast_ok + c["slow_ok"],
             "failed": c["failed"],
+            "cancelled": c["cancelled"],
             "attempts": fast_ok + c["attempts"],
             "retries": c["retries"],
             "retries_denied_by_budget": c["retries_denied_by_budget"],

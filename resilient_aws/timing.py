@@ -8,9 +8,10 @@ checked exactly without sleeping; everyone else gets the real ones.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -18,14 +19,16 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class Timing:
-    """``monotonic()`` in seconds, ``sleep(seconds)``, ``random()`` in [0, 1)."""
+    """``monotonic()`` in seconds, ``sleep(seconds)``, ``random()`` in [0, 1); ``asleep(seconds)``, the
+    sleep of asyncio clients (awaited: it must not block the event loop)."""
 
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     random: Callable[[], float] = random.random
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def __post_init__(self) -> None:
-        for name in ("monotonic", "sleep", "random"):
+        for name in ("monotonic", "sleep", "random", "asleep"):
             if not callable(getattr(self, name)):
                 raise ConfigError(f"Timing.{name}", f"must be callable, got {getattr(self, name)!r}")
 
