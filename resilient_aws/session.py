@@ -80,6 +80,39 @@ def _forced_config(config: object) -> Config:
     return config.merge(NO_RETRIES)
 
 
+def client_regions(bc_session: botocore.session.Session, service_name: str, primary: str | None,
+                   session_fallbacks: tuple[str, ...], failover_regions: Iterable[str] | None,
+                   endpoint_url: str | None, endpoint_urls: Mapping[str, str] | None,
+                   ) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Check a client's service, regions and URLs (a ``ConfigError`` naming the field); return its
+    regions, primary first, and the URL of each region that has one. Shared by the thread and the
+    asyncio sessions, so both refuse the same mistakes with the same messages."""
+    services = bc_session.get_available_services()
+    if service_name not in services:
+        close = difflib.get_close_matches(str(service_name), services, n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ConfigError("service_name", f"unknown service {service_name!r}{hint}")
+    if primary is None:
+        raise ConfigError("region_name", "no region: pass region_name= (to Session or client) or set "
+                                         "AWS_DEFAULT_REGION")
+    check_region("region_name", primary)
+    if failover_regions is None:
+        fallbacks = tuple(r for r in session_fallbacks if r != primary)
+    else:
+        fallbacks = check_regions(primary, failover_regions)
+    regions = (primary, *fallbacks)
+    urls = check_endpoint_urls(endpoint_urls, regions)
+    if endpoint_url is not None:
+        check_url("endpoint_url", endpoint_url)
+        if urls.get(primary, endpoint_url) != endpoint_url:
+            raise ConfigError("endpoint_url", f"conflicts with endpoint_urls[{primary!r}]")
+        urls[primary] = endpoint_url
+    check_regions_known_for(bc_session, service_name, regions, urls,
+                            ("region_name",) + ("failover_regions",) * len(fallbacks))
+    check_private_failover(primary, urls.get(primary), fallbacks, urls)
+    return regions, urls
+
+
 class _Shared:
     """What one Session (or one wrap()) shares between its clients."""
 
@@ -248,30 +281,9 @@ class Session(boto3.Session):
         resilient_aws methods (``stats()``, ``add_listener()``, ``regions``).
         """
         bc_session = self._session
-        services = bc_session.get_available_services()
-        if service_name not in services:
-            close = difflib.get_close_matches(str(service_name), services, n=3)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ConfigError("service_name", f"unknown service {service_name!r}{hint}")
-        primary = region_name if region_name is not None else self.region_name
-        if primary is None:
-            raise ConfigError("region_name", "no region: pass region_name= (to Session or client) or set "
-                                             "AWS_DEFAULT_REGION")
-        check_region("region_name", primary)
-        if failover_regions is None:
-            fallbacks = tuple(r for r in self.failover_regions if r != primary)
-        else:
-            fallbacks = check_regions(primary, failover_regions)
-        regions = (primary, *fallbacks)
-        urls = check_endpoint_urls(endpoint_urls, regions)
-        if endpoint_url is not None:
-            check_url("endpoint_url", endpoint_url)
-            if urls.get(primary, endpoint_url) != endpoint_url:
-                raise ConfigError("endpoint_url", f"conflicts with endpoint_urls[{primary!r}]")
-            urls[primary] = endpoint_url
-        check_regions_known_for(bc_session, service_name, regions, urls,
-                                ("region_name",) + ("failover_regions",) * len(fallbacks))
-        check_private_failover(primary, urls.get(primary), fallbacks, urls)
+        regions, urls = client_regions(bc_session, service_name,
+                                       region_name if region_name is not None else self.region_name,
+                                       self.failover_regions, failover_regions, endpoint_url, endpoint_urls)
         merged = _forced_config(config)
         shared = self._shared
         holder: dict[str, BaseClient] = {}

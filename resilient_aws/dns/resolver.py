@@ -1,15 +1,21 @@
-"""One DNS lookup: IP literal, then ``/etc/hosts``, then dnspython (A, then AAAA).
+"""One DNS lookup: IP literal, then ``/etc/hosts``, then dnspython (A, then AAAA); blocking or awaited.
 
 Why dnspython and not ``socket.getaddrinfo``: getaddrinfo hides the TTL and folds "no such name",
 "no records", "server failed" and "server silent" into one ``gaierror``. The last-known-good cache needs
 both: the TTL to know when to refresh, and the kind of failure to log and count it. The hosts file is
 read here because dnspython does not, and a user's ``/etc/hosts`` override must keep working.
 
+Two faces, one set of rules: ``Resolver.lookup`` blocks (threads), ``Resolver.lookup_async`` awaits
+``dns.asyncresolver`` on the event loop (asyncio clients). Which query comes next and how each outcome is
+classified (empty, NXDOMAIN, SERVFAIL, timeout, unreachable) is written once, in ``_Queries``, which does
+no I/O; each face only sends the queries it asks for.
+
 This module never caches and never holds a lock: :class:`~resilient_aws.dns.cache.DnsCache` does both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
@@ -18,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.rcode
@@ -84,6 +91,11 @@ class HostsFile:
             self._reload(now)
         return self._table.get(host.lower().rstrip("."), ())
 
+    def reload_due(self) -> bool:
+        """Whether the next :meth:`lookup` may touch the file (a ``stat``, perhaps a read, under a lock):
+        an event loop then calls it in a thread; otherwise it is a dict read."""
+        return self._monotonic() - self._checked >= 1.0
+
     def _reload(self, now: float) -> None:
         with self._lock:
             if now - self._checked < 1.0:
@@ -128,6 +140,7 @@ class Resolver:
         self.hosts = hosts if hosts is not None else HostsFile()
         self.query_ipv6 = socket.has_ipv6
         self._dns: dns.resolver.Resolver | None
+        self._adns: dns.asyncresolver.Resolver | None = None
         try:
             if policy.nameservers:
                 r = dns.resolver.Resolver(configure=False)
@@ -172,44 +185,113 @@ class Resolver:
         return Answer(tuple(seen), HOSTS_TTL, "system")
 
     def _query(self, host: str) -> Answer:
-        """A first; AAAA too unless A already showed the server or the name is gone (so a dead
-        server costs one timeout, not two)."""
         assert self._dns is not None
-        try:
-            qname = dns.name.from_text(host)
-        except dns.exception.DNSException as e:
-            raise LookupFailure(host, "error", f"bad name: {e}") from e
-        addresses: list[Address] = []
-        ttls: list[float] = []
-        queries = 0
-        failure: LookupFailure | None = None
-        types = (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)) if self.query_ipv6 else (("A", socket.AF_INET),)
-        for rdtype, family in types:
-            queries += 1
+        q = _Queries(host, self.query_ipv6)
+        for rdtype, family in q.types:
+            q.queries += 1
             try:
-                ans = self._dns.resolve(qname, rdtype, raise_on_no_answer=False, search=False)
-            except dns.resolver.NXDOMAIN as e:
-                raise LookupFailure(host, "nxdomain", "no such name", queries) from e
-            except dns.exception.Timeout as e:
-                failure = LookupFailure(host, "timeout", str(e), queries)
-                break
-            except dns.resolver.NoNameservers as e:
-                failure = LookupFailure(host, _no_nameservers_kind(e), str(e), queries)
-                if failure.kind == "unreachable":
+                ans = self._dns.resolve(q.qname, rdtype, raise_on_no_answer=False, search=False)
+            except dns.exception.DNSException as e:
+                if q.failed(e):
                     break
                 continue
+            q.answered(family, ans)
+        return q.result()
+
+    # -- the asyncio face ------------------------------------------------------------------------
+    async def lookup_async(self, host: str) -> Answer:
+        """:meth:`lookup` for an event loop: the DNS queries are awaited (``dns.asyncresolver``); the
+        hosts file, when due for a re-read, and the ``getaddrinfo`` fallback run in a thread. Nothing
+        here blocks the loop."""
+        literal = ip_literal(host)
+        if literal is not None:
+            return Answer((literal,), float("inf"), "literal")
+        hosts = self.hosts
+        from_hosts = await asyncio.to_thread(hosts.lookup, host) if hosts.reload_due() else hosts.lookup(host)
+        if from_hosts:
+            return Answer(from_hosts, HOSTS_TTL, "hosts")
+        if self._dns is None:
+            return await asyncio.to_thread(self._system, host)
+        return await self._query_async(host)
+
+    async def _query_async(self, host: str) -> Answer:
+        r = self._async_dns()
+        q = _Queries(host, self.query_ipv6)
+        for rdtype, family in q.types:
+            q.queries += 1
+            try:
+                ans = await r.resolve(q.qname, rdtype, raise_on_no_answer=False, search=False)
             except dns.exception.DNSException as e:
-                failure = LookupFailure(host, "error", str(e), queries)
+                if q.failed(e):
+                    break
                 continue
-            if ans.rrset is not None:
-                ttls.append(float(ans.rrset.ttl))
-                addresses.extend((family, rd.address) for rd in ans.rrset)
-        if addresses:
-            return Answer(tuple(addresses), min(ttls), "dns", queries)
-        if failure is not None:
-            failure.queries = queries
-            raise failure
-        raise LookupFailure(host, "empty", "NOERROR with no A/AAAA records", queries)
+            q.answered(family, ans)
+        return q.result()
+
+    def _async_dns(self) -> dns.asyncresolver.Resolver:
+        """dnspython's asyncio resolver, configured like the blocking one. Made on first use and copied
+        from it, not from ``/etc/resolv.conf`` again: no file is read on the event loop. (Two loops in two
+        threads may both make one; either is fine, they are equal.)"""
+        r = self._adns
+        if r is None:
+            assert self._dns is not None
+            r = dns.asyncresolver.Resolver(configure=False)
+            r.nameservers = list(self._dns.nameservers)
+            r.port = self._dns.port
+            r.timeout = self._dns.timeout
+            r.lifetime = self._dns.lifetime
+            r.cache = None
+            self._adns = r
+        return r
+
+
+class _Queries:
+    """The queries of one lookup and how their outcomes add up, without the I/O, so that the blocking and
+    the asyncio face follow the same rules. The face loops over ``types``, counts ``queries``, sends each
+    query and reports it with :meth:`answered` or :meth:`failed`, then takes :meth:`result`.
+
+    A first; AAAA too unless A already showed the server is silent or unreachable or the name is gone
+    (so a dead server costs one timeout, not two)."""
+
+    def __init__(self, host: str, query_ipv6: bool) -> None:
+        try:
+            self.qname = dns.name.from_text(host)
+        except dns.exception.DNSException as e:
+            raise LookupFailure(host, "error", f"bad name: {e}") from e
+        self.host = host
+        self.types = (("A", socket.AF_INET), ("AAAA", socket.AF_INET6)) if query_ipv6 else (("A", socket.AF_INET),)
+        self.queries = 0
+        self._addresses: list[Address] = []
+        self._ttls: list[float] = []
+        self._failure: LookupFailure | None = None
+
+    def answered(self, family: int, ans: dns.resolver.Answer) -> None:
+        if ans.rrset is not None:
+            self._ttls.append(float(ans.rrset.ttl))
+            self._addresses.extend((family, rd.address) for rd in ans.rrset)
+
+    def failed(self, e: dns.exception.DNSException) -> bool:
+        """Record a failed query; True when no further query is worth sending. NXDOMAIN ends the
+        lookup at once (raises)."""
+        host, queries = self.host, self.queries
+        if isinstance(e, dns.resolver.NXDOMAIN):
+            raise LookupFailure(host, "nxdomain", "no such name", queries) from e
+        if isinstance(e, dns.exception.Timeout):
+            self._failure = LookupFailure(host, "timeout", str(e), queries)
+            return True
+        if isinstance(e, dns.resolver.NoNameservers):
+            self._failure = LookupFailure(host, _no_nameservers_kind(e), str(e), queries)
+            return self._failure.kind == "unreachable"
+        self._failure = LookupFailure(host, "error", str(e), queries)
+        return False
+
+    def result(self) -> Answer:
+        if self._addresses:
+            return Answer(tuple(self._addresses), min(self._ttls), "dns", self.queries)
+        if self._failure is not None:
+            self._failure.queries = self.queries
+            raise self._failure
+        raise LookupFailure(self.host, "empty", "NOERROR with no A/AAAA records", self.queries)
 
 
 def _no_nameservers_kind(exc: dns.resolver.NoNameservers) -> str:
