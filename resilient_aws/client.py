@@ -46,6 +46,10 @@ class ResilientClient:
     #: Set by ``wrap()`` only: what the client owns beyond its botocore clients (the DNS cache), released by
     #: ``close()``. A session's clients have none: the session owns its cache.
     _owned: _Shared
+    #: The retry handler installed on every region's client, and the waiter's operation adapter: the
+    #: asyncio client (``resilient_aws.aio``) sets its own; everything else is shared.
+    _handler_type: type[RetryHandler] = RetryHandler
+    _waiter_method: Any = NormalizedOperationMethod
 
     def __init__(self, service: str, lanes: list[RegionLane], policy: Policy, emitter: Emitter,
                  dns_cache: DnsCache | None = None, timing: Timing = REAL) -> None:
@@ -115,7 +119,7 @@ class ResilientClient:
         waiter = self._primary.get_waiter(waiter_name)
         from botocore import xform_name
 
-        method = NormalizedOperationMethod(getattr(self, xform_name(waiter.config.operation)))
+        method = self._waiter_method(getattr(self, xform_name(waiter.config.operation)))
         return _compat.route_waiter(waiter, method)
 
     def close(self) -> None:
@@ -166,7 +170,7 @@ class ResilientClient:
 
     def _adopt(self, lane: RegionLane, botocore_client: Any) -> None:
         """A region's botocore client was created: resilient_aws decides its retries."""
-        install_retry_handler(botocore_client, RetryHandler(self, lane, self._service),
+        install_retry_handler(botocore_client, self._handler_type(self, lane, self._service),
                               self._policy.retry.max_attempts)
         meta = self.__dict__.get("_meta")
         if meta is not None and lane is not self._lanes[0]:

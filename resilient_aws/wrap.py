@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import botocore.session
@@ -32,6 +32,53 @@ def _default_endpoint(bc_session: botocore.session.Session, client: BaseClient) 
         return probe.meta.endpoint_url
     finally:
         probe.close()
+
+
+@dataclasses.dataclass
+class WrapPlan:
+    """What ``wrap()`` checked and decided about a client, shared by the thread and the asyncio wrap."""
+
+    policy: Policy
+    service: str
+    primary: str
+    fallbacks: tuple[str, ...]
+    urls: dict[str, str]
+    custom: str | None      # the wrapped client's own URL when it is not AWS's default for its region
+    shared: _Shared
+
+    def lanes(self, client: Any, factory: Callable[[str], Any]) -> list[RegionLane]:
+        """The wrapped client's region (its client given), then the failover regions (made by ``factory``)."""
+        health = self.shared.health
+        lanes = [RegionLane(self.primary, health.get(self.service, self.primary, self.custom), factory, client=client)]
+        return lanes + [RegionLane(r, health.get(self.service, r, self.urls.get(r)), factory) for r in self.fallbacks]
+
+
+def plan_wrap(client: BaseClient, failover_regions: Iterable[str] | None, policy: Policy | None,
+              endpoint_urls: Mapping[str, str] | None, botocore_session: botocore.session.Session | None,
+              timing: Timing | None, shared_state: SharedState | None, *,
+              shared_type: type[_Shared] = _Shared) -> WrapPlan:
+    """Check ``wrap()``'s arguments against the client (a ``ConfigError`` naming the field)."""
+    policy = coerce_policy(policy)
+    service = client.meta.service_model.service_name
+    primary = client.meta.region_name
+    fallbacks = check_regions(primary, failover_regions)
+    urls = check_endpoint_urls(endpoint_urls, (primary, *fallbacks))
+    if primary in urls and urls[primary] != client.meta.endpoint_url:
+        raise ConfigError("endpoint_urls", f"{primary!r} is the wrapped client's own region; its endpoint "
+                                           f"is {client.meta.endpoint_url!r}")
+    if botocore_session is not None and not isinstance(botocore_session, botocore.session.Session):
+        raise ConfigError("botocore_session", f"must be a botocore.session.Session, got {botocore_session!r}")
+    own_url = client.meta.endpoint_url
+    custom = None
+    if fallbacks and own_url != _default_endpoint(botocore_session or botocore.session.get_session(), client):
+        custom = own_url
+    check_private_failover(primary, custom, fallbacks, urls)
+    shared = shared_type(policy, coerce_timing(timing), check_shared_state(shared_state))
+    failover = resolve_failover_operations(policy.failover, client.meta.service_model,
+                                           botocore_session or botocore.session.get_session())
+    if failover is not policy.failover:
+        policy = dataclasses.replace(policy, failover=failover)
+    return WrapPlan(policy, service, primary, fallbacks, urls, custom, shared)
 
 
 def wrap(
@@ -63,23 +110,9 @@ def wrap(
     if inspect.iscoroutinefunction(getattr(type(client), "_make_api_call", None)):
         # an aiobotocore client: its operations return coroutines, which no sync wrapper can retry or judge
         raise ConfigError("client", f"{type(client).__name__} is an async (aiobotocore) client; wrap() hardens "
-                                    "botocore/boto3's sync clients (asyncio support is not there yet)")
-    policy = coerce_policy(policy)
-    service = client.meta.service_model.service_name
-    primary = client.meta.region_name
-    fallbacks = check_regions(primary, failover_regions)
-    urls = check_endpoint_urls(endpoint_urls, (primary, *fallbacks))
-    if primary in urls and urls[primary] != client.meta.endpoint_url:
-        raise ConfigError("endpoint_urls", f"{primary!r} is the wrapped client's own region; its endpoint "
-                                           f"is {client.meta.endpoint_url!r}")
-    if botocore_session is not None and not isinstance(botocore_session, botocore.session.Session):
-        raise ConfigError("botocore_session", f"must be a botocore.session.Session, got {botocore_session!r}")
-    own_url = client.meta.endpoint_url
-    custom = None
-    if fallbacks and own_url != _default_endpoint(botocore_session or botocore.session.get_session(), client):
-        custom = own_url
-    check_private_failover(primary, custom, fallbacks, urls)
-    shared = _Shared(policy, coerce_timing(timing), check_shared_state(shared_state))
+                                    "botocore/boto3's sync clients; use resilient_aws.aio.wrap() for it")
+    plan = plan_wrap(client, failover_regions, policy, endpoint_urls, botocore_session, timing, shared_state)
+    shared, service, urls = plan.shared, plan.service, plan.urls
     shared.prepare(client, None)
     merged = client.meta.config.merge(NO_RETRIES)
     sessions: list[botocore.session.Session] = [botocore_session] if botocore_session else []
@@ -96,12 +129,7 @@ def wrap(
                                                 config=merged)
         return shared.prepare(created, client)
 
-    failover = resolve_failover_operations(policy.failover, client.meta.service_model,
-                                           botocore_session or botocore.session.get_session())
-    if failover is not policy.failover:
-        policy = dataclasses.replace(policy, failover=failover)
-    lanes = [RegionLane(primary, shared.health.get(service, primary, custom), factory, client=client)]
-    lanes += [RegionLane(r, shared.health.get(service, r, urls.get(r)), factory) for r in fallbacks]
-    hardened = ResilientClient(service, lanes, policy, shared.emitter, shared.dns_cache(), shared.timing)
+    hardened = ResilientClient(service, plan.lanes(client, factory), plan.policy, shared.emitter, shared.dns_cache(),
+                               shared.timing)
     hardened._owned = shared  # no session to close it: the client's close() releases the DNS cache
     return hardened

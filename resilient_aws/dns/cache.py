@@ -27,6 +27,16 @@ Shape of the work:
 
 No lock is ever held around a DNS query, a socket or a file write.
 
+**asyncio** (``resolve_async``, what ``resilient_aws.aio.resolver.CachedResolver`` calls): the same
+rules and the same entries, in the same methods: ``_plan`` decides (under the lock, which only ever
+guards a few assignments, so taking it on the loop costs microseconds), ``_record`` books the outcome,
+``_answer_for`` answers. Only the lookup differs: it runs as an asyncio task awaiting
+``dns.asyncresolver``, which *is* the name's one flight (``e.inflight`` is set as for a thread), so a
+thread and a task never query the same name at once. Tasks of the task's loop wait on it with
+``asyncio.wait`` (a waiter cancelled leaves the lookup running for the others); a thread, or a task
+of another loop, waits on ``e.inflight`` (in a worker thread, for a task). What may block (the
+persisted file, the fleet's store) is booked in a worker thread when configured.
+
 Why the clocks are parameters: every rule above is a rule about time (TTL, refresh ahead, re-check
 interval, jitter, ``max_stale``). Tests pass their own ``monotonic`` and ``random`` (or a
 :class:`~resilient_aws.timing.Timing`) and move time by hand, so an expiry or a re-check is checked
@@ -41,13 +51,14 @@ trusted is ``persist.py``'s job; here an entry is only marked as worth saving an
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cachetools
 
@@ -86,7 +97,8 @@ class _Entry:
     is replaced by one assignment, so a reader sees an old or a new value, never a torn one)."""
 
     __slots__ = ("addresses", "answered_at", "expires", "failing_since", "failure_kind", "host",
-                 "inflight", "infos", "next_check", "persistable", "refresh_at", "saved_at", "stale_until")
+                 "inflight", "infos", "next_check", "persistable", "refresh_at", "saved_at", "stale_until",
+                 "task")
 
     def __init__(self, host: str) -> None:
         self.host = host
@@ -100,8 +112,19 @@ class _Entry:
         self.failure_kind: str | None = None
         self.next_check = 0.0       # earliest next lookup while failing
         self.inflight: threading.Event | None = None
+        self.task: asyncio.Task[None] | None = None  # the lookup in flight when an asyncio task runs it
         self.persistable = False
         self.saved_at = 0.0
+
+
+class _Plan(NamedTuple):
+    """What a caller outside the hit path does, decided under the lock: start the lookup (in the
+    background or waiting for it), wait for the one in flight (``wait_for``), or neither."""
+
+    entry: _Entry
+    start: bool
+    background: bool
+    wait_for: threading.Event | None
 
 
 class _BoundedIndex(cachetools.LRUCache[str, bool]):
@@ -156,6 +179,7 @@ class DnsCache:
         self._entries: dict[str, _Entry] = {}
         self._index = _BoundedIndex(policy.max_names, self._entries.pop)
         self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references to the asyncio lookups
         self._counters = dict.fromkeys(
             ("lookups", "queries", "answers", "answers_changed", "refreshes_ahead", "rechecks", "failures",
              "cold_failures", "stale_served", "stale_episodes", "stale_expired", "recoveries",
@@ -183,6 +207,22 @@ class DnsCache:
 
     # -- everything else -----------------------------------------------------------------------
     def _resolve_slow(self, host: str, port: int) -> list[AddrInfo]:
+        e, start, background, wait_for = self._plan(host)
+        if start:
+            if background:
+                self._spawn(host, e)
+            else:
+                self._refresh(host, e)
+        elif wait_for is not None:
+            self._wait(wait_for, self._wait_bound())
+        return self._answer_for(host, e, port)
+
+    def _wait_bound(self) -> float:
+        return self.policy.timeout * 2 + _WAIT_MARGIN
+
+    def _plan(self, host: str) -> _Plan:
+        """The rules for a caller the hit path did not serve. When ``start`` is true the caller owns
+        ``entry.inflight`` and must run one lookup and then :meth:`_finish` it."""
         now = self._monotonic()
         wait_for: threading.Event | None = None
         start = start_in_background = expired = False
@@ -219,14 +259,7 @@ class DnsCache:
             logger.warning("last-known-good DNS answer for %s expired (max_stale %.0f s); "
                            "the name fails until it resolves again", host, self.policy.max_stale)
             self._emit(DNS_FAILURE, host, {"kind": "stale_expired", "max_stale": self.policy.max_stale})
-        if start:
-            if start_in_background:
-                self._spawn(host, e)
-            else:
-                self._refresh(host, e)
-        elif wait_for is not None:
-            self._wait(wait_for, self.policy.timeout * 2 + _WAIT_MARGIN)
-        return self._answer_for(host, e, port)
+        return _Plan(e, start, start_in_background, None if start else wait_for)
 
     def _answer_for(self, host: str, e: _Entry, port: int) -> list[AddrInfo]:
         """After a lookup (or not): the last good addresses if they may be served, else the error."""
@@ -271,12 +304,88 @@ class DnsCache:
             except Exception as exc:  # a resolver bug must not leave the name in flight forever
                 logger.exception("DNS lookup of %s raised", host)
                 answer = LookupFailure(host, "error", repr(exc))
-            if isinstance(answer, Answer):
-                self._on_answer(host, e, answer)
-            else:
-                self._on_failure(host, e, answer)
+            self._record(host, e, answer)
         finally:
             self._finish(e)
+
+    def _record(self, host: str, e: _Entry, outcome: Answer | LookupFailure) -> None:
+        """Book a lookup's outcome: the rules of a good answer or of a failure. Blocks only where
+        :attr:`_record_may_block` says so (the persisted file, the fleet's store)."""
+        if isinstance(outcome, Answer):
+            self._on_answer(host, e, outcome)
+        else:
+            self._on_failure(host, e, outcome)
+
+    @property
+    def _record_may_block(self) -> bool:
+        return self._store is not None or self._fleet is not None
+
+    # -- asyncio -------------------------------------------------------------------------------
+    def peek(self, host: str, port: int) -> list[AddrInfo] | None:
+        """The fresh addresses for ``host`` (within the TTL, not failing) or None: the hit path of
+        :meth:`resolve` alone, which never waits, never queries and takes no lock, so an event loop
+        can call it directly."""
+        e = self._entries.get(host)
+        if e is not None and self._monotonic() < e.refresh_at and e.failing_since is None:
+            infos = e.infos.get(port)
+            if infos is not None:
+                return list(infos)
+        return None
+
+    async def resolve_async(self, host: str, port: int) -> list[AddrInfo]:
+        """:meth:`resolve` for an event loop, with the same rules and the same entries; never blocks
+        the loop. The lookup is a task (``dns.asyncresolver``) that every task of this loop needing
+        the name awaits; cancelling one of them does not cancel it. Raises :class:`DnsLookupError`."""
+        infos = self.peek(host, port)
+        if infos is not None:
+            return infos
+        e, start, background, wait_for = self._plan(host)
+        if start:
+            task = asyncio.get_running_loop().create_task(self._refresh_async(host, e),
+                                                          name=f"resilient-dns-{host}")
+            e.task = task
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+            if not background:
+                await asyncio.wait((task,), timeout=self._wait_bound())
+        elif wait_for is not None:
+            task = e.task
+            if task is not None and task.get_loop() is asyncio.get_running_loop():
+                # asyncio.wait neither cancels the task when this waiter is cancelled or times out, nor
+                # raises what the task raised: the lookup stays shared.
+                await asyncio.wait((task,), timeout=self._wait_bound())
+            else:  # a thread's lookup, or another loop's: wait on its event, off this loop
+                await asyncio.to_thread(self._wait, wait_for, self._wait_bound())
+        return self._answer_for(host, e, port)
+
+    async def _refresh_async(self, host: str, e: _Entry) -> None:
+        """:meth:`_refresh` as a task of the loop (it owns ``e.inflight``). A resolver without
+        ``lookup_async`` (a test's fake) is called in a worker thread."""
+        try:
+            lookup_async = getattr(self._resolver, "lookup_async", None)
+            try:
+                if lookup_async is not None:
+                    answer: Answer | LookupFailure = await lookup_async(host)
+                else:
+                    answer = await asyncio.to_thread(self._resolver.lookup, host)
+            except LookupFailure as failure:
+                answer = failure
+            except Exception as exc:  # a resolver bug must not leave the name in flight forever
+                logger.exception("DNS lookup of %s raised", host)
+                answer = LookupFailure(host, "error", repr(exc))
+            if self._record_may_block:
+                # shielded: a cancelled task (its loop shutting down) still lets the booking finish
+                await asyncio.shield(asyncio.to_thread(self._record, host, e, answer))
+            else:
+                self._record(host, e, answer)
+        finally:
+            e.task = None
+            self._finish(e)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("DNS lookup task %s failed", task.get_name(), exc_info=task.exception())
 
     def _on_answer(self, host: str, e: _Entry, answer: Answer) -> None:
         now = self._monotonic()
@@ -467,6 +576,8 @@ class DnsCache:
         self._lock = threading.Lock()
         for e in list(self._entries.values()):
             e.inflight = None
+            e.task = None
+        self._tasks = set()
         if self._store is not None:
             self._store._after_fork()
 
