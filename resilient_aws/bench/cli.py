@@ -1,4 +1,4 @@
-"""``resilient-aws bench [overhead|storm|dns|all|fleet-sim]``: the subcommand's options, and what runs them.
+"""``resilient-aws bench [overhead|storm|dns|all|fleet-sim|aio]``: the subcommand's options, and what runs them.
 
 Why here and not in ``resilient_aws.__main__``: the options belong with the benchmarks they set. This
 module imports only the standard library at the top, so building the command line's parser stays light;
@@ -17,11 +17,13 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .extras import DRILL_INSTALL, STORM_MODULES, missing
+from .extras import AIO_INSTALL, DRILL_INSTALL, STORM_MODULES, missing
 
 BENCHMARKS = ("overhead", "storm", "dns")
 #: Run only when named (not part of ``all``): a simulation of a fleet, not a measurement of this machine.
 SIMULATIONS = ("fleet-sim",)
+#: Run only when named: the asyncio client, in an environment with aiobotocore (extra ``aio``).
+ASYNC = ("aio",)
 _S = TypeVar("_S")
 
 
@@ -44,9 +46,10 @@ def _bounded(kind: Callable[[str], Any], low: float, high: float, *, open_low: b
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``bench`` subcommand's arguments; an option left out keeps the benchmark's default (or its
     ``--quick`` value)."""
-    parser.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all", *SIMULATIONS), default="all",
+    parser.add_argument("which", nargs="?", choices=(*BENCHMARKS, "all", *SIMULATIONS, *ASYNC), default="all",
                         help="which benchmark (default: all, about 4 minutes; storm needs the drill extra); "
-                             "fleet-sim, run only when named, simulates 10 to 10,000 processes sharing state")
+                             "fleet-sim, run only when named, simulates 10 to 10,000 processes sharing state; "
+                             "aio, run only when named, the asyncio client (needs the aio extra)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables, with date and machine, to PATH")
     parser.add_argument("--quick", action="store_true",
                         help="short runs: a smoke test in seconds (storm: about a minute), not for the record")
@@ -142,8 +145,22 @@ def _fleet_sim(args: argparse.Namespace) -> Any:
     return Section("fleet-sim", fleet_sim.report(chosen, Progress("fleet")))
 
 
+def _aio(args: argparse.Namespace) -> Any:
+    from .report import Section
+
+    absent = missing((("aiobotocore", "aiobotocore"),))
+    if absent:
+        return Section("aio", f"Not run: the asyncio benchmark needs {absent[0]}, which is not installed; "
+                              f"`{AIO_INSTALL}` adds it (make test builds .venv-aio with it).", status=2, skipped=True)
+    from . import aio
+    from .timing import Progress
+
+    chosen = settings(args, aio.Settings(), aio.QUICK, rounds="rounds", calls="calls", http_calls="http_calls")
+    return Section("aio", aio.run(chosen, Progress("aio")))
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], Any]] = {"overhead": _overhead, "storm": _storm, "dns": _dns,
-                                                           "fleet-sim": _fleet_sim}
+                                                           "fleet-sim": _fleet_sim, "aio": _aio}
 
 
 def run(args: argparse.Namespace) -> int:

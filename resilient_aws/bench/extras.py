@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 BENCH_INSTALL = "pip install 'resilient-aws[bench]'"
 DRILL_INSTALL = "pip install 'resilient-aws[drill]'"
+AIO_INSTALL = "pip install 'resilient-aws[aio]'"
 
 #: What the storm benchmark's loopback endpoint imports beyond the core dependencies (module, requirement).
 STORM_MODULES = (
