@@ -96,7 +96,7 @@ class _ClientContext:
     client, leaving it closes them (aiobotocore's ``ClientCreatorContext``, for a resilient client)."""
 
     def __init__(self, session: Session, create: Any) -> None:
-        self._session = session
+        self._session: AioSession = session
         self._create = create
         self._client: AioResilientClient | None = None
 
@@ -169,11 +169,6 @@ class Session:
     @property
     def aio_session(self) -> AioSession:
         """The aiobotocore session underneath."""
-        return self._session
-
-    @property
-    def botocore_session(self) -> botocore.session.Session:
-        """The same session (an ``AioSession`` is a botocore session), named as on the thread ``Session``."""
         return self._session
 
     def __repr__(self) -> str:

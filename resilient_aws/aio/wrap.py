@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from aiobotocore.client import AioBaseClient
 from aiobotocore.session import AioSession, get_session
 
-from . import _compat
 from .. import _compat as _sync_compat
 from ..errors import ConfigError
 from ..policy import Policy
 from ..session import NO_RETRIES
 from ..timing import Timing
 from ..wrap import plan_wrap
+from . import _compat
 from .client import AioResilientClient
 from .session import AioShared
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .machine import describe
-from .overhead import BODY, CANNED, CREDS, KEY, _no_dns_policy
+from .overhead import BODY, CANNED, KEY, _no_dns_policy
+from .overhead import CREDS as _CREDS
 from .timing import Progress
 
 BARE = "aiobotocore client (stubbed below)"
@@ -44,6 +45,7 @@ class Settings:
 
 
 QUICK = Settings(rounds=5, calls=2_000, http_calls=100)
+CREDS: dict[str, Any] = dict(_CREDS)
 
 
 async def per_call_us(fn: Callable[..., Awaitable[Any]], calls: int, kwargs: Mapping[str, Any]) -> float:
@@ -122,8 +124,8 @@ async def _measure(settings: Settings, progress: Progress) -> dict[str, dict[str
     from aiobotocore.session import get_session
 
     async with get_session().create_client("dynamodb", region_name="us-east-1", **CREDS) as plain, \
-            aio.Session(region_name="us-east-1", failover_regions=["us-west-2"], policy=no_dns,
-                        **CREDS).create_client("dynamodb") as resilient:
+            aio.Session(region_name="us-east-1", failover_regions=["us-west-2"], policy=no_dns).create_client(
+                "dynamodb", **CREDS) as resilient:
         canned_http(plain)
         canned_http(resilient._lanes[0].client())  # the primary region's aiobotocore client, under the wrapper
         for fn in (plain.get_item, resilient.get_item):
