@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from .breaker import ADMIT, PROBE, REJECT
+from .breaker import ADMIT, CLOSED, PROBE, REJECT
 from .classify import classify
 from .errors import CircuitOpenError
 from .events import CIRCUIT_OPEN, FAILOVER
@@ -46,8 +46,24 @@ if TYPE_CHECKING:  # pragma: no cover
     from .regions import RegionLane
 
 
-#: What :func:`plan` asks its driver for: a backoff to sleep, or an attempt (method, keyword arguments).
-Step = float | tuple[Callable[..., Any], dict[str, Any]]
+class Blocking:
+    """A step that may wait on the fleet's shared store (a probe lease, a token of the fleet's budget
+    floor): ``fn(*args)``, bounded by the store's timeout. A thread calls it; the asyncio driver runs
+    it in a worker thread so that the event loop never waits on the network, and if the task is
+    cancelled meanwhile, ``undo(result)`` gives back what it obtained (a probe ticket). Without shared
+    state no step is ``Blocking``: the breaker and the budget answer from memory."""
+
+    __slots__ = ("args", "fn", "undo")
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, undo: Callable[[Any], None] | None = None) -> None:
+        self.fn = fn
+        self.args = args
+        self.undo = undo
+
+
+#: What :func:`plan` asks its driver for: a backoff to sleep, an attempt (method, keyword arguments), or
+#: a call that may wait on the shared store.
+Step = float | tuple[Callable[..., Any], dict[str, Any]] | Blocking
 Plan = Generator[Step, Any, Any]
 
 
@@ -69,6 +85,8 @@ def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, A
         try:
             if isinstance(step, float):
                 sleep(step)
+            elif isinstance(step, Blocking):
+                sent = step.fn(*step.args)
             else:
                 sent = step[0](**step[1])
         except BaseException as exc:  # the plan decides; KeyboardInterrupt too (it releases its ticket)
@@ -114,7 +132,12 @@ def plan(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, 
         while True:
             # -- 1. choose ------------------------------------------------------------------------
             if current < 0:
-                target, ticket = _first_admitted(lanes, timing.monotonic())
+                target, ticket = -1, REJECT
+                for i, candidate in enumerate(lanes):
+                    ticket = yield from _admit(candidate, timing.monotonic())
+                    if ticket != REJECT:
+                        target = i
+                        break
                 if target < 0:
                     regions = [lane.region for lane in lanes]
                     client._counters.count(circuit_open_rejections=1)
@@ -141,13 +164,13 @@ def plan(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, 
                     break
                 lane = lanes[target]
                 if used[target]:  # a retry of a region this call used: pay, wait, then ask the breaker
-                    delay = retry_delay(client, lane, state, verdict, op_name, timing.monotonic(),
-                                        error_code(errors[current]))
+                    args = (client, lane, state, verdict, op_name, timing.monotonic(), error_code(errors[current]))
+                    delay = retry_delay(*args) if lane.health.fleet is None else (yield Blocking(retry_delay, *args))
                     if delay is None:
                         break
                     if delay > 0:
                         yield float(delay)  # no ticket is held while the backoff is slept
-                    ticket = lane.health.breaker.admit(timing.monotonic())
+                    ticket = yield from _admit(lane, timing.monotonic())
                     if ticket == REJECT:
                         break
                     state.retries += 1
@@ -156,7 +179,7 @@ def plan(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, 
                     if state.deadline_at is not None and timing.monotonic() >= state.deadline_at:
                         client._counters.count(deadline_stops=1)
                         break
-                    ticket = lane.health.breaker.admit(timing.monotonic())
+                    ticket = yield from _admit(lane, timing.monotonic())
                     if ticket == REJECT:
                         break
                     failovers += 1
@@ -205,12 +228,13 @@ def plan(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[str, 
         raise
 
 
-def _first_admitted(lanes: tuple[RegionLane, ...], now: float) -> tuple[int, int]:
-    for i, lane in enumerate(lanes):
-        ticket = lane.health.breaker.admit(now)
-        if ticket != REJECT:
-            return i, ticket
-    return -1, REJECT
+def _admit(lane: RegionLane, now: float) -> Generator[Step, Any, int]:
+    """The breaker's admission; a :class:`Blocking` step when it may ask the fleet for the probe lease."""
+    breaker = lane.health.breaker
+    if lane.health.fleet is None or breaker.state is CLOSED:
+        return breaker.admit(now)
+    ticket: int = yield Blocking(breaker.admit, now, undo=breaker.release)
+    return ticket
 
 
 def _next(state: CallState, current: int, verdict: Any, now: float) -> int:

@@ -37,6 +37,7 @@ below are shared), with the body read by ``await`` and the backoff slept by ``as
 
 from __future__ import annotations
 
+import asyncio
 from binascii import crc32
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -274,7 +275,10 @@ class AioRetryHandler(RetryHandler):
 
     async def _afailed(self, response: Any, exc: BaseException | None, request_dict: dict[str, Any] | None,
                        operation: Any) -> float | None:
-        state, verdict, delay = self._judge(response, exc, request_dict, operation)
+        if self._lane.health.fleet is None:
+            state, verdict, delay = self._judge(response, exc, request_dict, operation)
+        else:  # a retry may ask the fleet's store for a token of its budget floor: not on the event loop
+            state, verdict, delay = await asyncio.to_thread(self._judge, response, exc, request_dict, operation)
         if delay is not None:
             if delay > 0:
                 await self._client._timing.asleep(delay)  # a cancel here holds nothing: the ticket was used

@@ -14,9 +14,10 @@ task would copy and lose.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..planner import plan
+from ..planner import Blocking, plan
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..client import ResilientClient
@@ -41,7 +42,26 @@ async def run(client: ResilientClient, py_name: str, op_name: str, kwargs: dict[
         try:
             if isinstance(step, float):
                 await asleep(step)
+            elif isinstance(step, Blocking):
+                sent = await off_the_loop(step)
             else:
                 sent = await step[0](**step[1])
         except BaseException as exc:  # CancelledError included: the plan releases its ticket, then re-raises
             error = exc
+
+
+async def off_the_loop(step: Blocking) -> Any:
+    """Run a step that may wait on the shared store in a worker thread. If the task is cancelled while
+    it runs, the thread finishes anyway and what it obtained is given back (``step.undo``): a probe
+    lease granted to a task that is gone would otherwise keep every other task waiting."""
+    future = asyncio.get_running_loop().run_in_executor(None, step.fn, *step.args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        undo = step.undo
+        if undo is not None:
+            def give_back(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    undo(done.result())
+            future.add_done_callback(give_back)
+        raise
