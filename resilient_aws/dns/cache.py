@@ -349,11 +349,11 @@ class DnsCache:
             if not background:
                 await asyncio.wait((task,), timeout=self._wait_bound())
         elif wait_for is not None:
-            task = e.task
-            if task is not None and task.get_loop() is asyncio.get_running_loop():
+            flight = e.task
+            if flight is not None and flight.get_loop() is asyncio.get_running_loop():
                 # asyncio.wait neither cancels the task when this waiter is cancelled or times out, nor
                 # raises what the task raised: the lookup stays shared.
-                await asyncio.wait((task,), timeout=self._wait_bound())
+                await asyncio.wait((flight,), timeout=self._wait_bound())
             else:  # a thread's lookup, or another loop's: wait on its event, off this loop
                 await asyncio.to_thread(self._wait, wait_for, self._wait_bound())
         return self._answer_for(host, e, port)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import dns.asyncbackend
 import dns.asyncresolver
 import dns.exception
 import dns.name
@@ -216,11 +217,12 @@ class Resolver:
 
     async def _query_async(self, host: str) -> Answer:
         r = self._async_dns()
+        backend = dns.asyncbackend.get_backend("asyncio")  # named: dnspython need not detect the library
         q = _Queries(host, self.query_ipv6)
         for rdtype, family in q.types:
             q.queries += 1
             try:
-                ans = await r.resolve(q.qname, rdtype, raise_on_no_answer=False, search=False)
+                ans = await r.resolve(q.qname, rdtype, raise_on_no_answer=False, search=False, backend=backend)
             except dns.exception.DNSException as e:
                 if q.failed(e):
                     break

@@ -11,6 +11,7 @@ it NXDOMAIN, SERVFAIL, or silent, and put it back.
         dns_server.set_mode("dynamodb.us-east-1.drill.test", "empty")     # the 2025-10-20 answer
         dns_server.restore("dynamodb.us-east-1.drill.test")
         dns_server.count("dynamodb.us-east-1.drill.test")                 # queries seen
+        dns_server.set_delay("dynamodb.us-east-1.drill.test", 0.3)        # a slow server (answers late)
 
 Names that are not in the table answer NXDOMAIN. Only loopback addresses may be used to listen.
 Every thread polls its socket with a short timeout, so ``stop()`` returns within about a second.
@@ -49,6 +50,7 @@ class _Record:
     aaaa: list[str] = field(default_factory=list)
     ttl: int = 5
     mode: str = "answer"
+    delay: float = 0.0
 
 
 class LoopbackDnsServer:
@@ -79,7 +81,17 @@ class LoopbackDnsServer:
         for ip in (*a, *aaaa):
             ipaddress.ip_address(ip)
         with self._lock:
-            self._records[_norm(name)] = _Record(list(a), list(aaaa), int(ttl), "answer")
+            old = self._records.get(_norm(name))
+            self._records[_norm(name)] = _Record(list(a), list(aaaa), int(ttl), "answer",
+                                                 old.delay if old is not None else 0.0)
+
+    def set_delay(self, name: str, seconds: float) -> None:
+        """Answer ``name`` (whatever its mode) ``seconds`` late, as a slow server: a lookup then stays in
+        flight that long, so a test can act while it does (unlike "drop", the answer does come)."""
+        if not 0.0 <= seconds <= 30.0:
+            raise ValueError(f"delay must be within [0, 30] seconds, got {seconds!r}")
+        with self._lock:
+            self._records.setdefault(_norm(name), _Record()).delay = float(seconds)
 
     def set_mode(self, name: str, mode: str) -> None:
         """"empty" (NOERROR, no records), "nxdomain", "servfail", "drop" (no reply: a timeout) or
@@ -161,12 +173,16 @@ class LoopbackDnsServer:
 
     # -- serving -------------------------------------------------------------------------------
     def _answer(self, wire: bytes) -> bytes | None:
+        return self._reply(wire)[0]
+
+    def _reply(self, wire: bytes) -> tuple[bytes | None, float]:
+        """The reply to a query (None: no reply) and how many seconds late to send it."""
         try:
             query = dns.message.from_wire(wire)
         except Exception:
-            return None
+            return None, 0.0
         if not query.question:
-            return None
+            return None, 0.0
         q = query.question[0]
         name = _norm(q.name.to_text())
         rdtype = dns.rdatatype.to_text(q.rdtype)
@@ -176,20 +192,20 @@ class LoopbackDnsServer:
             self._counts_by_type[(name, rdtype)] += 1
             rec = self._records.get(name)
             if rec is not None:
-                rec = _Record(list(rec.a), list(rec.aaaa), rec.ttl, rec.mode)
+                rec = _Record(list(rec.a), list(rec.aaaa), rec.ttl, rec.mode, rec.delay)
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         if rec is None or rec.mode == "nxdomain":
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif rec.mode == "drop":
-            return None
+            return None, 0.0
         elif rec.mode == "servfail":
             response.set_rcode(dns.rcode.SERVFAIL)
         elif rec.mode == "answer":
             ips = rec.a if q.rdtype == dns.rdatatype.A else rec.aaaa if q.rdtype == dns.rdatatype.AAAA else []
             if ips:
                 response.answer.append(dns.rrset.from_text_list(q.name, rec.ttl, "IN", rdtype, ips))
-        return response.to_wire()
+        return response.to_wire(), rec.delay if rec is not None else 0.0
 
     def _serve_udp(self) -> None:
         sock = self._udp
@@ -201,10 +217,21 @@ class LoopbackDnsServer:
                 continue
             except OSError:
                 return
-            reply = self._answer(wire)
-            if reply is not None:
-                with contextlib.suppress(OSError):
-                    sock.sendto(reply, peer)
+            reply, delay = self._reply(wire)
+            if reply is None:
+                continue
+            if delay:  # late, without holding up the other queries
+                timer = threading.Timer(delay, self._send_late, args=(sock, reply, peer))
+                timer.daemon = True
+                timer.start()
+                continue
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, peer)
+
+    def _send_late(self, sock: socket.socket, reply: bytes, peer: tuple[str, int]) -> None:
+        if not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                sock.sendto(reply, peer)
 
     def _serve_tcp(self) -> None:
         sock = self._tcp
@@ -230,8 +257,8 @@ class LoopbackDnsServer:
                 wire = _recv_exact(conn, struct.unpack("!H", head)[0])
                 if wire is None:
                     return
-                reply = self._answer(wire)
-                if reply is None:
+                reply, delay = self._reply(wire)
+                if reply is None or (delay and self._stop.wait(delay)):
                     return
                 try:
                     conn.sendall(struct.pack("!H", len(reply)) + reply)
