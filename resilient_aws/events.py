@@ -86,7 +86,8 @@ class Emitter:
 
     def remove(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            # ==, not is: ``obj.method`` is a new bound-method object at each access, equal to the one added
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def emit(self, event: Event) -> None:
         self._notify(event)

@@ -228,6 +228,9 @@ class Session:
         merged = shared.config(config)
         extra: dict[str, Any] = {"aws_account_id": aws_account_id} if aws_account_id is not None else {}
         policy = self.policy
+        failover = resolve_failover_operations(policy.failover, self._data.get_service_model(service_name),
+                                               self._data)
+        used = policy if failover is policy.failover else dataclasses.replace(policy, failover=failover)
 
         async def create() -> AioResilientClient:
             stack = AsyncExitStack()
@@ -244,8 +247,6 @@ class Session:
                     created.append(client)
                 lanes = [RegionLane(r, shared.health.get(service_name, r, urls.get(r)), _created_at_enter, client=c)
                          for r, c in zip(regions, created, strict=True)]
-                failover = resolve_failover_operations(policy.failover, created[0].meta.service_model, self._data)
-                used = policy if failover is policy.failover else dataclasses.replace(policy, failover=failover)
                 resilient = AioResilientClient(service_name, lanes, used, shared.emitter, shared.dns_cache(),
                                                shared.timing)
             except BaseException:

@@ -13,7 +13,6 @@ import asyncio
 import time
 
 import pytest
-from support.redis import namespace, own_redis_server, redis_server  # noqa: F401 (fixtures)
 
 import resilient_aws
 from resilient_aws import BreakerPolicy, DnsPolicy, Policy, RetryPolicy

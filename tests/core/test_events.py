@@ -71,3 +71,13 @@ def test_a_listener_that_keeps_raising_logs_one_traceback(caplog):
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert len([r for r in caplog.records if r.levelno == logging.DEBUG]) == 4
+
+
+def test_a_listener_given_as_a_bound_method_can_be_removed():
+    # ``heard.append`` is a new bound-method object at each access: removal compares by equality
+    emitter = Emitter()
+    heard: list[Event] = []
+    emitter.add(heard.append)
+    emitter.remove(heard.append)
+    emitter.emit(Event("retry", service="dynamodb", region="us-east-1"))
+    assert heard == []
