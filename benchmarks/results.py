@@ -7,9 +7,10 @@ gets on their machine; this script adds the drill and the page around them. Each
 own interpreter (as a user runs it) one after the other, never two at once, so they do not steal each
 other's cores; their progress lines (stderr) show as they run.
 
-The fleet sections (5: ``drill --fleet 8``, real processes and a real redis-server; 6: ``bench
-fleet-sim``, 10 to 10,000 simulated processes) are written by the same code as ``benchmarks/fleet.py``
-and ``benchmarks/fleet_sim.py`` (each of which can also rewrite its own section alone).
+Section 7 (the asyncio client) runs in ``.venv-aio``, the environment with aiobotocore, which pins its own
+botocore (``benchmarks/aio.py``). The fleet sections (5: ``drill --fleet 8``, real processes and a real
+redis-server; 6: ``bench fleet-sim``, 10 to 10,000 simulated processes) are written by the same code as
+``benchmarks/fleet.py`` and ``benchmarks/fleet_sim.py`` (each of which can also rewrite its own section alone).
 
 Usage: python benchmarks/results.py [--out benchmarks/RESULTS.md] [--quick]
 """
@@ -25,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import aio  # benchmarks/aio.py: the asyncio client's section (run in .venv-aio)
 import botocore
 import fleet  # benchmarks/fleet.py: the fleet drill's section
 import fleet_sim  # benchmarks/fleet_sim.py: the fleet simulation's section
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     print("resilient-aws bench fleet-sim ...", flush=True)
     sim_args = ["bench", "fleet-sim", *quick]
     sim_out, t_sim = run(sim_args, 900)
+    print("resilient-aws bench aio (in .venv-aio) ...", flush=True)
+    aio_out, t_aio, aio_command = aio.measure(str(aio.AIO_PYTHON), args.quick)
     overhead, storm, dns = overhead_out.strip(), storm_out.strip(), dns_out.strip()
     start = drill_out.find("\nbotocore ")  # the table starts with its botocore version line
     drill_table = drill_out[start + 1:].strip() if start >= 0 else drill_out.strip()
@@ -108,6 +112,8 @@ Same offered load through three clients at once; counts from the servers' side (
 {fleet.section(fleet.table(fleet_out), t_fleet, "python -m resilient_aws " + " ".join(fleet_args)).strip()}
 
 {fleet_sim.section(sim_out, t_sim, "resilient-aws " + " ".join(sim_args)).strip()}
+
+{aio.section(aio_out, t_aio, aio_command).strip()}
 """
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
