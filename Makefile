@@ -70,7 +70,7 @@ bench-dns: $(STAMP)
 	$(BIN)/python -m resilient_aws bench dns
 
 # Every benchmark, in one run, into benchmarks/RESULTS.md (about 10 minutes; run it on a quiet machine).
-results: $(STAMP)
+results: $(STAMP) $(AIO_STAMP)
 	$(BIN)/python benchmarks/results.py
 
 # The asyncio suite alone.

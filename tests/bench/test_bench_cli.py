@@ -97,6 +97,13 @@ def test_bench_storm_without_moto_exits_2_and_names_the_drill_extra():
     assert "pip install 'resilient-aws[drill]'" in proc.stderr
 
 
+def test_bench_aio_without_aiobotocore_exits_2_and_names_the_aio_extra():
+    proc = _bench("aio", "--quick", without="aiobotocore", timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "pip install 'resilient-aws[aio]'" in proc.stderr
+
+
 def test_bench_all_without_moto_runs_the_others_and_says_storm_was_not_run():
     proc = _bench("all", *TINY, "--pooled-calls", "5", without="moto")
     assert proc.returncode == 0, proc.stderr[-3000:]
