@@ -15,6 +15,11 @@ by ``max_recovery``): "recovery" is the time from the endpoint's return to the f
 that client. Every request carries a tag header naming the period its call started in, so a retry that
 lands after the heal still counts for the outage call that made it.
 
+Where aiobotocore is installed (the ``aio`` extra) two asyncio rows run too: plain ``aiobotocore`` (its
+default retries) and ``resilient_aws.aio``, each shared by ``threads`` *tasks* on one event loop (in a
+thread of its own), with the same schedule, tags and counting; elsewhere the five thread rows run as
+before.
+
 Counting: with ``503`` every attempt reaches the server, which counts it (per tag, per second).
 With ``refused`` no server ever sees an attempt (the kernel answers the SYN with a reset), so the
 attempts are counted where they happen: every ``socket.connect`` to the dead address, seen by a
@@ -28,7 +33,11 @@ importing it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import importlib
+import importlib.util
 import json
 import os
 import random
@@ -37,6 +46,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,8 +60,24 @@ KEY = {"pk": {"S": "k"}}
 FAILURES = ("503", "refused")
 CLIENT_NAMES = ("botocore legacy", "botocore standard", "botocore adaptive", "resilient_aws",
                 "resilient_aws, breaker off")
+#: The asyncio rows, run where aiobotocore is installed.
+AIO_CLIENT_NAMES = ("aiobotocore", "resilient_aws.aio")
 
-_tag = threading.local()
+#: The period the call in progress started in: a context variable, per thread and per asyncio task.
+_tag: ContextVar[str | None] = ContextVar("resilient_aws_storm_tag", default=None)
+
+
+def aio_available() -> bool:
+    """Whether the asyncio rows can run here (aiobotocore importable), without importing it."""
+    try:
+        return importlib.util.find_spec("aiobotocore") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def client_names() -> tuple[str, ...]:
+    """Every row this environment can run: the five thread clients, and the asyncio ones with aiobotocore."""
+    return CLIENT_NAMES + AIO_CLIENT_NAMES if aio_available() else CLIENT_NAMES
 
 
 @dataclass(frozen=True)
@@ -63,7 +89,7 @@ class Settings:
     outage: float = 15.0        # long enough for legacy mode's 9th attempt
     max_recovery: float = 40.0  # longest wait after the heal (legacy mode sleeps up to 12.8 s per retry)
     failures: Sequence[str] = FAILURES
-    clients: Sequence[str] = field(default_factory=lambda: list(CLIENT_NAMES))
+    clients: Sequence[str] = field(default_factory=lambda: list(client_names()))
 
 
 #: ``--quick``: a shorter outage and fewer threads (about a minute in all).
@@ -95,7 +121,7 @@ class ConnectCounter:
         address = args[1]
         if not isinstance(address, tuple) or tuple(address[:2]) != self.target:
             return
-        tag = getattr(_tag, "value", None) or "untagged"
+        tag = _tag.get() or "untagged"  # the audit hook runs in the connecting thread or task's context
         second = int(time.monotonic() - self.t0)
         with self.lock:
             self.by_tag[tag] = self.by_tag.get(tag, 0) + 1
@@ -116,7 +142,7 @@ def connect_counter() -> ConnectCounter:
 def _tag_request(request: Any, **kwargs: Any) -> None:
     from resilient_aws.testing.counters import TAG_HEADER
 
-    tag = getattr(_tag, "value", None)
+    tag = _tag.get()
     if tag is not None:
         request.headers[TAG_HEADER] = tag
 
@@ -128,9 +154,11 @@ def botocore_client(mode: str, url: str, threads: int) -> Any:
     from resilient_aws.testing.tables import TEST_CREDENTIALS
 
     session = botocore.session.get_session()
+    retries: Any = {"mode": mode}  # botocore-stubs want a Literal mode; the names are CLIENTS' own
     client = session.create_client("dynamodb", region_name=REGION, endpoint_url=url,
-                                   config=Config(retries={"mode": mode}, max_pool_connections=threads),
-                                   **TEST_CREDENTIALS)
+                                   config=Config(retries=retries, max_pool_connections=threads),
+                                   aws_access_key_id=TEST_CREDENTIALS["aws_access_key_id"],
+                                   aws_secret_access_key=TEST_CREDENTIALS["aws_secret_access_key"])
     client.meta.events.register("before-send.dynamodb", _tag_request)
     return client
 
@@ -146,8 +174,12 @@ def resilient_client(url: str, threads: int, breaker: bool = True) -> Any:
     policy = resilient_aws.Policy(dns=no_dns) if breaker else resilient_aws.Policy(
         dns=no_dns, breaker=resilient_aws.BreakerPolicy(enabled=False))
     bc = botocore.session.get_session()
-    bc.register("before-send.dynamodb", _tag_request)
-    session = resilient_aws.Session(region_name=REGION, policy=policy, botocore_session=bc, **TEST_CREDENTIALS)
+    # botocore calls handlers with keyword arguments only (request=...), which botocore-stubs' handler
+    # protocol (**kwargs only) cannot express
+    bc.register("before-send.dynamodb", _tag_request)  # type: ignore[arg-type]
+    session = resilient_aws.Session(region_name=REGION, policy=policy, botocore_session=bc,
+                                    aws_access_key_id=TEST_CREDENTIALS["aws_access_key_id"],
+                                    aws_secret_access_key=TEST_CREDENTIALS["aws_secret_access_key"])
     return session.client("dynamodb", endpoint_url=url, config=Config(max_pool_connections=threads))
 
 
@@ -177,6 +209,177 @@ class Row:
     recovery_s: float | None
 
 
+class _Load:
+    """What the workers of one run share: the schedule, the outage's end, and the calls recorded.
+
+    A worker is a thread (:meth:`run_thread`) or an asyncio task (:meth:`run_task`); both offer
+    ``settings.rate`` calls/s on a fixed schedule, tag each call with the period it started in, and
+    record it here. A call still in progress at the end stays in ``inflight`` (counted unfinished)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.t0 = self.outage_end = 0.0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.healed_at: list[float] = []
+        self.outage_calls: list[tuple[float, float, bool]] = []   # (start, end, ok) of calls started in the outage
+        self.successes_after: list[float] = []
+        self.inflight: dict[int, float] = {}
+
+    def begin(self) -> None:
+        """The outage starts now."""
+        self.t0 = time.monotonic()
+        self.outage_end = self.t0 + self.settings.outage
+
+    def _slot(self, next_at: float) -> tuple[float, float | None]:
+        """(the slot after, now) when a call is due now; else (``next_at``, None): not yet."""
+        now = time.monotonic()
+        if now < next_at:
+            return next_at, None
+        return max(next_at + 1.0 / self.settings.rate, now), now
+
+    def _record(self, started: float, ok: bool) -> None:
+        end = time.monotonic()
+        with self.lock:
+            if started < self.outage_end:
+                self.outage_calls.append((started, end, ok))
+            if ok and self.healed_at and end >= self.healed_at[0]:
+                self.successes_after.append(end)
+
+    def run_thread(self, client: Any, index: int) -> None:
+        rng = random.Random(index)
+        next_at = self.t0 + rng.random() / self.settings.rate
+        while not self.stop.is_set():
+            next_at, now = self._slot(next_at)
+            if now is None:
+                self.stop.wait(min(next_at - time.monotonic(), 0.5))
+                continue
+            token = _tag.set("outage" if now < self.outage_end else "after")
+            self.inflight[index] = now
+            ok = True
+            try:
+                client.get_item(TableName=TABLE, Key=KEY)
+            except Exception:
+                ok = False
+            finally:
+                _tag.reset(token)
+                self.inflight.pop(index, None)
+            self._record(now, ok)
+
+    async def run_task(self, client: Any, index: int) -> None:
+        rng = random.Random(index)
+        next_at = self.t0 + rng.random() / self.settings.rate
+        while not self.stop.is_set():
+            next_at, now = self._slot(next_at)
+            if now is None:
+                await asyncio.sleep(min(next_at - time.monotonic(), 0.05))
+                continue
+            token = _tag.set("outage" if now < self.outage_end else "after")
+            self.inflight[index] = now
+            ok = True
+            try:
+                await client.get_item(TableName=TABLE, Key=KEY)
+            except Exception:
+                ok = False
+            _tag.reset(token)
+            self.inflight.pop(index, None)  # not when cancelled: the call did not finish (unfinished)
+            self._record(now, ok)
+
+
+class _Threads:
+    """``settings.threads`` threads sharing one botocore or resilient_aws client."""
+
+    def __init__(self, name: str, url: str, settings: Settings) -> None:
+        self.client = CLIENTS[name](url, settings.threads)
+        self.threads: list[threading.Thread] = []
+
+    def warm_up(self) -> None:
+        self.client.get_item(TableName=TABLE, Key=KEY)  # client classes built, first connection made
+
+    def start(self, load: _Load) -> None:
+        self.threads = [threading.Thread(target=load.run_thread, args=(self.client, i), daemon=True)
+                        for i in range(load.settings.threads)]
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        for t in self.threads:
+            t.join(2.0)  # a thread still in legacy mode's sleeps is a daemon: it does not hold the exit
+
+
+class _Tasks:
+    """``settings.threads`` asyncio tasks sharing one aiobotocore or resilient_aws.aio client, on an
+    event loop in a thread of its own (the endpoint and the main thread's timing stay as for threads)."""
+
+    def __init__(self, name: str, url: str, settings: Settings) -> None:
+        self.name = name
+        self.url = url
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"storm-{name}", daemon=True)
+        self.client: Any = None
+        self._stack = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def warm_up(self) -> None:
+        self.thread.start()
+        self.client = self._call(self._open(), 60.0)
+        self._call(self.client.get_item(TableName=TABLE, Key=KEY), 30.0)
+
+    async def _open(self) -> Any:
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        from resilient_aws.testing.tables import TEST_CREDENTIALS
+
+        session = get_session()
+        session.register("before-send.dynamodb", _tag_request)
+        config = AioConfig(max_pool_connections=self.settings.threads)
+        key, secret = TEST_CREDENTIALS["aws_access_key_id"], TEST_CREDENTIALS["aws_secret_access_key"]
+        if self.name == "aiobotocore":  # its default retries
+            return await self._stack.enter_async_context(session.create_client(
+                "dynamodb", region_name=REGION, endpoint_url=self.url, config=config, aws_access_key_id=key,
+                aws_secret_access_key=secret))
+        import resilient_aws
+
+        aio = importlib.import_module("resilient_aws.aio")  # by name: no aiohttp in a type check without it
+        policy = resilient_aws.Policy(dns=resilient_aws.DnsPolicy(enabled=False))  # the URL is an IP literal
+        resilient = aio.Session(region_name=REGION, policy=policy, aio_session=session, aws_access_key_id=key,
+                                aws_secret_access_key=secret)
+        self._stack.callback(resilient.close)
+        return await self._stack.enter_async_context(resilient.create_client("dynamodb", endpoint_url=self.url,
+                                                                              config=config))
+
+    def start(self, load: _Load) -> None:
+        async def spawn() -> None:
+            self._tasks = [asyncio.create_task(load.run_task(self.client, i)) for i in range(load.settings.threads)]
+
+        self._call(spawn(), 10.0)
+
+    def stop(self) -> None:
+        """Wait up to 2 s for the tasks (their ``stop`` is set), cancel what is left (still counted
+        unfinished), close the client and the loop."""
+        async def finish() -> None:
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=2.0)
+                for task in self._tasks:
+                    task.cancel()
+                await asyncio.wait(self._tasks, timeout=2.0)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._stack.aclose(), 5.0)
+
+        if self.thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._call(finish(), 15.0)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5.0)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
 def run_one(name: str, failure: str, settings: Settings) -> Row:
     """One client through one outage and its recovery, on a fresh loopback endpoint."""
     from resilient_aws.testing.endpoint import LoopbackEndpoint
@@ -185,77 +388,40 @@ def run_one(name: str, failure: str, settings: Settings) -> Row:
     connects = connect_counter()
     with LoopbackEndpoint("127.0.0.1") as ep:
         create_table(plain_client("dynamodb", REGION, ep.url), TABLE, items=[{"pk": {"S": "k"}}])
-        client = CLIENTS[name](ep.url, settings.threads)
-        client.get_item(TableName=TABLE, Key=KEY)  # warm: client classes built, first connection made
-        if failure == "503":
-            ep.fail_with(503)
-        else:
-            ep.unreachable()
-            connects.arm(ep.host, ep.port)
-        ep.reset_counts()
-        stop = threading.Event()
-        healed_at: list[float] = []
-        lock = threading.Lock()
-        outage_calls: list[tuple[float, float, bool]] = []   # (start, end, ok) of calls started in the outage
-        successes_after: list[float] = []
-        inflight: dict[int, float] = {}
-        t0 = time.monotonic()
-        outage_end = t0 + settings.outage
-
-        def worker(index: int) -> None:
-            rng = random.Random(index)
-            interval = 1.0 / settings.rate
-            next_at = t0 + rng.random() * interval
-            while not stop.is_set():
-                now = time.monotonic()
-                if now < next_at:
-                    stop.wait(min(next_at - now, 0.5))
-                    continue
-                next_at = max(next_at + interval, now)
-                in_outage = now < outage_end
-                _tag.value = "outage" if in_outage else "after"
-                inflight[index] = now
-                ok = True
-                try:
-                    client.get_item(TableName=TABLE, Key=KEY)
-                except Exception:
-                    ok = False
-                finally:
-                    _tag.value = None
-                    inflight.pop(index, None)
-                end = time.monotonic()
-                with lock:
-                    if in_outage:
-                        outage_calls.append((now, end, ok))
-                    if ok and healed_at and end >= healed_at[0]:
-                        successes_after.append(end)
-
-        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(settings.threads)]
+        workers: _Threads | _Tasks = _Tasks(name, ep.url, settings) if name in AIO_CLIENT_NAMES else \
+            _Threads(name, ep.url, settings)
+        load = _Load(settings)
         try:
-            for t in threads:
-                t.start()
-            time.sleep(max(0.0, outage_end - time.monotonic()))
-            healed_at.append(time.monotonic())
+            workers.warm_up()
+            if failure == "503":
+                ep.fail_with(503)
+            else:
+                ep.unreachable()
+                connects.arm(ep.host, ep.port)
+            ep.reset_counts()
+            load.begin()
+            workers.start(load)
+            time.sleep(max(0.0, load.outage_end - time.monotonic()))
+            load.healed_at.append(time.monotonic())
             ep.healthy()
-            deadline = healed_at[0] + settings.max_recovery
+            deadline = load.healed_at[0] + settings.max_recovery
             while time.monotonic() < deadline:  # bounded: until outage calls are done and one success seen
-                with lock:
-                    done = successes_after and not any(v < outage_end for v in list(inflight.values()))
-                if done and time.monotonic() - healed_at[0] >= 1.0:
+                with load.lock:
+                    done = load.successes_after and not any(v < load.outage_end for v in list(load.inflight.values()))
+                if done and time.monotonic() - load.healed_at[0] >= 1.0:
                     break
                 time.sleep(0.05)
         finally:
-            stop.set()
-            for t in threads:
-                t.join(2.0)  # a thread still in legacy mode's sleeps is a daemon: it does not hold the exit
+            load.stop.set()
+            workers.stop()
             connects.disarm()
         counts = ep.counts()
         by_tag, per_second = (counts.by_tag, counts.per_second) if failure == "503" else (
             dict(connects.by_tag), dict(connects.per_second))
-        unfinished = sum(1 for v in list(inflight.values()) if v < outage_end)
-        with lock:
-            calls = list(outage_calls)
-            first_ok = min(successes_after) if successes_after else None
+        unfinished = sum(1 for v in list(load.inflight.values()) if v < load.outage_end)
+        with load.lock:
+            calls = list(load.outage_calls)
+            first_ok = min(load.successes_after) if load.successes_after else None
         n = len(calls) + unfinished
         attempts = by_tag.get("outage", 0)
         outage_seconds = [s for s in per_second if s < settings.outage]
@@ -268,7 +434,7 @@ def run_one(name: str, failure: str, settings: Settings) -> Row:
             peak_attempts_per_s=max((per_second[s] for s in outage_seconds), default=0),
             tail_attempts_per_s=round(statistics.fmean(tail), 1) if tail else 0.0,
             p50_ms=round(statistics.median(latencies) * 1000, 1) if latencies else None,
-            recovery_s=round(first_ok - healed_at[0], 2) if first_ok is not None else None,
+            recovery_s=round(first_ok - load.healed_at[0], 2) if first_ok is not None else None,
         )
 
 
@@ -294,7 +460,7 @@ def markdown(rows: Sequence[Row], settings: Settings) -> str:
         f"Storm: {settings.threads} threads sharing one client, {settings.rate:g} calls/s each offered "
         f"({settings.threads * settings.rate:g}/s), outage {settings.outage:g} s, then the endpoint heals. "
         "Attempts: 503 = HTTP requests counted by the server; refused = connection attempts to the dead "
-        "address (socket.connect, seen by an audit hook).",
+        "address (socket.connect, seen by an audit hook)." + _asyncio_note(rows, settings),
         "",
         "| failure | client | calls | attempts / call | peak attempts/s | attempts/s, 2nd half of outage "
         "| p50 call | recovery |",
@@ -307,6 +473,13 @@ def markdown(rows: Sequence[Row], settings: Settings) -> str:
                      f"| {cell(r.recovery_s, '.2f')} s |")
     lines += ["", f"{software()}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}"]
     return "\n".join(lines) + "\n"
+
+
+def _asyncio_note(rows: Sequence[Row], settings: Settings) -> str:
+    ran = [name for name in AIO_CLIENT_NAMES if any(r.client == name for r in rows)]
+    if not ran:
+        return ""
+    return f" The asyncio rows ({', '.join(ran)}): {settings.threads} tasks sharing one client on one event loop."
 
 
 def write_json(rows: Sequence[Row], path: str) -> None:

@@ -30,6 +30,9 @@ class DrillConfig:
     seed: int = 1
     live: bool | None = None   # updating status lines; None: when the output is a terminal
     grace: float | None = None  # seconds to wait for calls in flight at the end
+    aio: bool | None = None    # the asyncio rows; None: when aiobotocore is installed
+    clients: tuple[str, ...] | None = None  # labels of the clients to run (default: all of them)
+    loop_debug: bool = False   # asyncio rows: time every callback, report those over 5 ms (drill.aio)
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.threads > 64:
@@ -40,6 +43,12 @@ class DrillConfig:
             raise ValueError(f"write_ratio must be within [0, 1], got {self.write_ratio}")
         if self.dns not in ("embedded", "bind"):
             raise ValueError(f"dns must be 'embedded' or 'bind', got {self.dns!r}")
+        if self.clients is not None:
+            known = ("legacy", "standard", "resilient", "aiobotocore", "aio")
+            self.clients = tuple(self.clients)
+            unknown = [c for c in self.clients if c not in known]
+            if unknown or not self.clients:
+                raise ValueError(f"clients must be some of {', '.join(known)}, got {list(self.clients)!r}")
 
     @property
     def grace_seconds(self) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .clients import CLIENTS, call_tag
+from .clients import call_tag
 from .config import PRIMARY, SECONDARY, DrillConfig
 from .phases import Phase
 from .workload import Call, Workload
@@ -24,7 +24,9 @@ __all__ = ["DrillResult", "collect", "percentile"]
 @dataclass
 class DrillResult:
     """Numbers of one run. ``phases[i]["clients"][label]`` holds the per-phase metrics; ``botocore``
-    the version the drill ran on and its default retry mode (see ``clients.botocore_info``)."""
+    the version the drill ran on and its default retry mode (see ``clients.botocore_info``); ``aio``
+    the asyncio rows' versions, each loop's lag (heartbeat) and resilient_aws.aio's ``stats()``, or
+    ``{"not_run": reason}`` where aiobotocore is not installed."""
 
     config: dict[str, Any]
     phases: list[dict[str, Any]]
@@ -35,6 +37,7 @@ class DrillResult:
     duration: float
     notes: list[str] = field(default_factory=list)
     botocore: dict[str, str] = field(default_factory=dict)
+    aio: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,10 +54,12 @@ def percentile(values: list[float], q: float) -> float | None:
 
 def collect(drill: Any, cfg: DrillConfig, phases: list[Phase], workload: Workload, boundaries: list[float],
             dns_marks: list[dict[str, int]], resilient_stats: dict[str, Any], botocore: dict[str, str],
-            duration: float) -> DrillResult:
+            duration: float, aio: dict[str, Any] | None = None) -> DrillResult:
     """Join the workload's calls (finished, and still blocked at the end) with one snapshot of each
     server's counters. ``boundaries`` are the phases' start times and the end (seconds since the
-    drill started); ``dns_marks`` each client's DNS query count at those moments."""
+    drill started); ``dns_marks`` each client's DNS query count at those moments; ``aio`` what the
+    asyncio rows add (see :class:`DrillResult`)."""
+    specs = workload.specs
     finished = {label: list(calls) for label, calls in workload.calls.items()}
     unfinished = workload.unfinished(boundaries[-1] + cfg.grace_seconds)
     snapshots = {region: drill.counts(region) for region in drill.regions}
@@ -62,7 +67,7 @@ def collect(drill: Any, cfg: DrillConfig, phases: list[Phase], workload: Workloa
     phase_rows: list[dict[str, Any]] = []
     for i, phase in enumerate(phases):
         rows: dict[str, Any] = {}
-        for label, _, title in CLIENTS:
+        for label, _, title in specs:
             calls = [c for c in finished[label] if c.phase == i]
             stuck = [c for c in unfinished[label] if c.phase == i]
             rows[label] = _row(title, calls, stuck, east=tags[PRIMARY].get(call_tag(label, i), 0),
@@ -72,7 +77,7 @@ def collect(drill: Any, cfg: DrillConfig, phases: list[Phase], workload: Workloa
         phase_rows.append({"name": phase.name, "title": phase.title, "planned_seconds": phase.seconds,
                            "start": round(boundaries[i], 3), "end": round(boundaries[i + 1], 3), "clients": rows})
     totals: dict[str, dict[str, Any]] = {}
-    for label, _, title in CLIENTS:
+    for label, _, title in specs:
         n = sum(p["clients"][label]["calls"] for p in phase_rows)
         ok = sum(p["clients"][label]["ok"] for p in phase_rows)
         attempts = sum(p["clients"][label]["server_attempts"] for p in phase_rows)
@@ -85,9 +90,10 @@ def collect(drill: Any, cfg: DrillConfig, phases: list[Phase], workload: Workloa
                          "attempts_per_call": round(attempts / n, 3) if n else None,
                          "dns_queries": dns_marks[-1][label] - dns_marks[0][label]}
     servers = {region: counts.to_dict() for region, counts in snapshots.items()}
-    timeline = _timeline(drill, finished, boundaries[-1])
+    timeline = _timeline(drill, finished, boundaries[-1], specs)
+    aio = dict(aio or {})
     return DrillResult(asdict(cfg), phase_rows, totals, servers, timeline, resilient_stats, round(duration, 3),
-                       _notes(cfg, botocore), botocore)
+                       _notes(cfg, botocore, aio), botocore, aio)
 
 
 def _row(title: str, calls: list[Call], stuck: list[Call], *, east: int, west: int, dns_queries: int,
@@ -120,7 +126,7 @@ def _row(title: str, calls: list[Call], stuck: list[Call], *, east: int, west: i
     }
 
 
-def _notes(cfg: DrillConfig, botocore: dict[str, str]) -> list[str]:
+def _notes(cfg: DrillConfig, botocore: dict[str, str], aio: dict[str, Any]) -> list[str]:
     default, source = botocore.get("default_retry_mode", "unknown"), botocore.get("default_from", "botocore")
     origin = "botocore's own default" if source == "botocore" else f"set by {source}"
     return [
@@ -136,14 +142,29 @@ def _notes(cfg: DrillConfig, botocore: dict[str, str]) -> list[str]:
         "as a stock process does",
         f"calls still blocked {cfg.grace_seconds:.1f} s after the last phase are counted as failed "
         "('unfinished'), with their time so far as latency",
+        *_aio_notes(aio),
     ]
+
+
+def _aio_notes(aio: dict[str, Any]) -> list[str]:
+    if not aio or "not_run" in aio:
+        return []
+    notes = [f"asyncio rows: {aio.get('tasks', '?')} tasks per client on one event loop, each client in a process "
+             "of its own (so that its loop's lag is its own), the same schedule, tags and counting as the threads"]
+    retries = aio.get("aiobotocore_retries")
+    if retries:
+        notes.append(f"aiobotocore: its default retries here (mode {retries.get('mode')}); aiohttp's connector "
+                     "defaults, its own DNS cache (10 s) included, asking the drill's DNS server without a cache "
+                     "of its own on a miss, as getaddrinfo does for a stock process")
+    return notes
 
 
 def _ms(value: float | None) -> float | None:
     return round(value * 1000.0, 1) if value is not None else None
 
 
-def _timeline(drill: Any, calls: dict[str, list[Call]], end: float) -> dict[str, Any]:
+def _timeline(drill: Any, calls: dict[str, list[Call]], end: float,
+              specs: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
     """Per second and client: calls started, calls ok (client side) and HTTP attempts (server side)."""
     seconds = int(end) + 1
     out: dict[str, Any] = {"seconds": list(range(seconds)), "clients": {}}
@@ -153,7 +174,7 @@ def _timeline(drill: Any, calls: dict[str, list[Call]], end: float) -> dict[str,
             for s, n in series.items():
                 by_host.setdefault(host, {})
                 by_host[host][s] = by_host[host].get(s, 0) + n
-    for label, dns_label, title in CLIENTS:
+    for label, dns_label, title in specs:
         started = [0] * seconds
         ok = [0] * seconds
         for c in calls[label]:

@@ -11,11 +11,11 @@ import os
 import tempfile
 from typing import Any
 
-from .clients import CLIENTS, modes_line
+from .clients import modes_line
 from .config import PRIMARY, SECONDARY
 from .metrics import DrillResult
 
-__all__ = ["format_table", "write_json", "write_plot"]
+__all__ = ["aio_line", "format_table", "lag_line", "write_json", "write_plot"]
 
 _W = 18  # client column
 
@@ -41,24 +41,65 @@ def _row(title: str, r: dict[str, Any]) -> str:
             f"{r['requests_by_region'][PRIMARY]:>10} {r['requests_by_region'][SECONDARY]:>10}")
 
 
+def _clients(result: DrillResult) -> list[tuple[str, str]]:
+    """(label, title) of the clients of ``result``, in table order."""
+    return [(label, str(t["client"])) for label, t in result.totals.items()]
+
+
+def aio_line(aio: dict[str, Any]) -> str | None:
+    """What the asyncio rows ran on, e.g. ``aiobotocore 3.10.0 (botocore 1.43.117, aiohttp 3.14.5):
+    "aiobotocore" = its default retries (mode legacy), ...``; None when they did not run."""
+    versions = aio.get("versions")
+    if not versions:
+        return None
+    retries = aio.get("aiobotocore_retries") or {}
+    mode = f"its default retries (mode {retries['mode']})" if retries.get("mode") else "its default retries"
+    return (f"aiobotocore {versions.get('aiobotocore', '?')} (botocore {versions.get('botocore', '?')}, aiohttp "
+            f"{versions.get('aiohttp', '?')}): \"aiobotocore\" = {mode}, \"resilient_aws.aio\" = "
+            "resilient_aws.aio.Session with resilient_aws's policy; each in a process of its own")
+
+
+def lag_line(aio: dict[str, Any]) -> str | None:
+    """The event loops' lag, measured by a heartbeat task on each asyncio client's loop: how late it
+    woke at most and at the 99th percentile, and (Linux) the most it was held by what ran on the loop,
+    i.e. the lateness less the loop thread's wait for a CPU."""
+    lags = aio.get("loop_lag") or {}
+    if not lags:
+        return None
+    titles = {"aio": "resilient_aws.aio", "aiobotocore": "aiobotocore"}
+    parts = []
+    for label, lag in lags.items():
+        held = "" if lag.get("held_max_ms") is None else f", held by the loop at most {lag['held_max_ms']:.1f} ms"
+        parts.append(f"{titles.get(label, label)} late by at most {_num(lag.get('max_ms'), '.1f')} ms "
+                     f"(p99 {_num(lag.get('p99_ms'), '.1f')} ms{held})")
+    interval = next(iter(lags.values())).get("interval_ms", 1)
+    return (f"Event loop lag (a heartbeat task every {interval:g} ms on each asyncio client's loop): "
+            + "; ".join(parts) + ". 'Held' leaves out the time the OS ran other processes instead.")
+
+
 def format_table(result: DrillResult) -> str:
     """One block per phase, one row per client; attempts, DNS queries and requests per region are the
     servers' counts, calls and latency the workload's. A first line names the botocore version and the
-    retry mode of each botocore row."""
+    retry mode of each botocore row (after a line naming aiobotocore's, when the asyncio rows ran);
+    the asyncio loops' lag follows the verdict."""
     lines = [""]
-    if result.botocore:
+    about_aio = aio_line(result.aio)
+    if about_aio:
+        lines.append(about_aio)
+    if result.botocore and any(label in ("legacy", "standard") for label in result.totals):
         lines.append(modes_line(result.botocore))
     lines.extend(_header())
+    clients = _clients(result)
     for i, phase in enumerate(result.phases, 1):
         lines.append(f"-- {i}/{len(result.phases)} {phase['name']}: {phase['title']} "
                      f"({phase['end'] - phase['start']:.1f} s)")
-        for label, _, title in CLIENTS:
+        for label, title in clients:
             lines.append(_row(title, phase["clients"][label]))
             unfinished = phase["clients"][label]["unfinished"]
             if unfinished:
                 lines.append(f"{'':<4}{unfinished} call(s) still blocked at the end: counted as failed, p99 is a floor")
     lines.append("-- whole run")
-    for label, _, title in CLIENTS:
+    for label, title in clients:
         t = result.totals[label]
         dns_per_call = t["dns_queries"] / t["calls"] if t["calls"] else None
         lines.append(f"{title:<{_W}} {t['offered']:>7.0f} {t['calls']:>6} {_num(t['success_pct'], '.1f'):>6} "
@@ -66,6 +107,9 @@ def format_table(result: DrillResult) -> str:
                      f"{_num(t['attempts_per_call'], '.2f'):>8} {_num(dns_per_call, '.2f'):>6}")
     lines.append("")
     lines.append(_verdict(result))
+    lag = lag_line(result.aio)
+    if lag:
+        lines.append(lag)
     lines.append("")
     lines.extend(f"note: {n}" for n in result.notes)
     return "\n".join(lines) + "\n"
@@ -76,7 +120,7 @@ def _verdict(result: DrillResult) -> str:
     if dns is None:
         return ""
     parts = [f"{title} {_num(dns['clients'][label]['served_pct_of_offered'], '.0f')}%"
-             for label, _, title in CLIENTS]
+             for label, title in _clients(result)]
     return "Offered load served while the us-east-1 DNS record was empty: " + ", ".join(parts) + "."
 
 
@@ -123,7 +167,7 @@ def write_plot(result: DrillResult, path: str) -> str | None:
         top.text((phase["start"] + phase["end"]) / 2, 104, phase["name"], ha="center", va="bottom", fontsize=8)
     offered = result.config["threads"] * result.config["rate"]  # calls per second per client
     xs = [s + 0.5 for s in seconds]
-    for label, _, title in CLIENTS:
+    for label, title in _clients(result):
         series = timeline["clients"][label]
         served = [min(100.0, 100.0 * ok / offered) for ok in series["ok"]]
         top.plot(xs[:-1], served[:-1], marker=".", label=title)  # the last second is partial

@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, TextIO
 
-from .clients import CLIENTS, call_tag
+from .clients import call_tag
 from .phases import Phase
 from .workload import Workload
 
@@ -70,7 +70,7 @@ def status_lines(drill: Any, workload: Workload, phase: int, phases: list[Phase]
     (the servers'), and workers blocked inside a call."""
     tags = {region: drill.counts(region).by_tag for region in drill.regions}
     lines = []
-    for label, _, title in CLIENTS:
+    for label, _, title in workload.specs:
         calls = [c for c in list(workload.calls[label]) if c.phase == phase]
         ok = sum(c.ok for c in calls)
         blocked = sum(1 for (lab, _), (p, _) in list(workload.inflight.items()) if lab == label)

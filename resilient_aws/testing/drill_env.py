@@ -10,6 +10,19 @@ then breaks and heals pieces while its code runs, and reads what the servers rea
 Names: ``{service}.{region}.{zone}``, e.g. ``dynamodb.us-east-1.drill.test``; with ``label=`` a
 name of its own per client (``legacy.dynamodb.us-east-1.drill.test``), so the DNS server can count
 each client's queries apart. Faults on a region apply to every name of that region.
+
+From asyncio code (the ``aio`` extra: aiobotocore), :meth:`OutageDrill.aio_session` is
+:meth:`~OutageDrill.session` for ``resilient_aws.aio``; the drill itself is synchronous (servers in
+threads, fault switches that return at once), so an async test calls it directly, with the
+``aws_outage_drill`` fixture as with any other (pytest-asyncio or anyio)::
+
+    async def test_reads_survive_an_emptied_dns_record(aws_outage_drill):
+        aws_outage_drill.create_table("orders", [{"pk": {"S": "1"}}])
+        session = aws_outage_drill.aio_session()
+        async with session.create_client("dynamodb", endpoint_urls=aws_outage_drill.endpoint_urls()) as ddb:
+            await ddb.get_item(TableName="orders", Key={"pk": {"S": "1"}})   # learn the address
+            aws_outage_drill.dns_empty("us-east-1")
+            assert (await ddb.get_item(TableName="orders", Key={"pk": {"S": "1"}}))["Item"]
 """
 
 from __future__ import annotations
@@ -167,6 +180,23 @@ class OutageDrill:
             failover_regions = [r for r in self.regions if r != primary]
         return Session(region_name=primary, failover_regions=list(failover_regions),
                        policy=self.policy(policy), **{**TEST_CREDENTIALS, **kwargs})
+
+    def aio_session(self, policy: Any = None, *, primary: str | None = None,
+                    failover_regions: Iterable[str] | None = None, **kwargs: Any) -> Any:
+        """:meth:`session` for asyncio: a ``resilient_aws.aio.Session`` with test credentials, primary
+        ``regions[0]``, failing over to the others, and :meth:`policy`. ``kwargs`` go to the session
+        (``aio_session=``, ``timing=``, ...). Needs the ``aio`` extra (aiobotocore), imported only here.
+        Its clients: ``async with session.create_client("dynamodb", endpoint_urls=drill.endpoint_urls())``.
+        """
+        import importlib
+
+        # by name: the drill is type-checked (and used) where aiobotocore and aiohttp are not installed
+        aio = importlib.import_module("resilient_aws.aio")
+        primary = primary or self.regions[0]
+        if failover_regions is None:
+            failover_regions = [r for r in self.regions if r != primary]
+        return aio.Session(region_name=primary, failover_regions=list(failover_regions),
+                           policy=self.policy(policy), **{**TEST_CREDENTIALS, **kwargs})
 
     def client(self, service: str = "dynamodb", *, policy: Any = None, label: str | None = None,
                **kwargs: Any) -> Any:

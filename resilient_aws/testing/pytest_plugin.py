@@ -14,6 +14,18 @@ when the test ends, failures included.
 
 Regions default to us-east-1 (primary) and us-west-2; a test can ask for others with
 ``@pytest.mark.aws_outage_drill(regions=["eu-west-1", "eu-central-1"])``.
+
+The fixture is synchronous and works as it is in async tests (pytest-asyncio, anyio): the drill's
+servers run in threads and its fault switches return at once. ``aws_outage_drill.aio_session()`` gives
+a ``resilient_aws.aio.Session`` aimed at the drill (the ``aio`` extra)::
+
+    async def test_async_reads_survive_an_emptied_dns_record(aws_outage_drill):
+        aws_outage_drill.create_table("orders", [{"pk": {"S": "1"}}])
+        async with aws_outage_drill.aio_session().create_client(
+                "dynamodb", endpoint_urls=aws_outage_drill.endpoint_urls()) as ddb:
+            await ddb.get_item(TableName="orders", Key={"pk": {"S": "1"}})
+            aws_outage_drill.dns_empty("us-east-1")
+            assert (await ddb.get_item(TableName="orders", Key={"pk": {"S": "1"}}))["Item"]
 """
 
 from __future__ import annotations

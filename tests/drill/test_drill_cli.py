@@ -6,6 +6,7 @@ botocore legacy mode's sleeps when it ends, which must not leak into the test pr
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -153,6 +154,15 @@ def test_the_botocore_rows_are_labelled_by_retry_mode_and_botocore_version(quick
         assert marked in header
     # legacy mode is compared as the mode of 2025-10-20, never called the default of today's botocore
     assert "default for years" not in out and "legacy mode was the default" not in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aiobotocore") is not None, reason="aiobotocore is installed here")
+def test_without_aiobotocore_the_drill_runs_its_three_clients_and_says_the_asyncio_rows_need_the_aio_extra(quick):
+    assert list(quick["report"]["totals"]) == list(CLIENT_LABELS)
+    assert "  asyncio rows (aiobotocore, resilient_aws.aio) not run: they need the aio extra, " \
+           "pip install 'resilient-aws[aio]'\n" in quick["stdout"]
+    assert quick["report"]["aio"] == {"not_run": "the asyncio rows need aiobotocore: pip install 'resilient-aws[aio]'"}
+    assert "Event loop lag" not in quick["stdout"]
 
 
 def test_the_report_records_what_each_server_received(quick):
