@@ -2,8 +2,10 @@
 
 aiobotocore pins its own botocore, so the asyncio client is measured in its own environment (``.venv-aio``,
 which ``make test`` creates): this script runs the benchmark with that environment's interpreter, as a user
-would (``python -m resilient_aws bench aio``), and prints the tables: the asyncio wrapper alone (aiobotocore
-stubbed below both sides) and end to end against plain aiobotocore.
+would, and prints the tables: ``bench aio`` (the asyncio wrapper alone, aiobotocore stubbed below both sides,
+and end to end against plain aiobotocore), then ``bench storm`` and ``drill --no-live``, which in that
+environment add their aiobotocore and resilient_aws.aio rows beside the thread clients (on aiobotocore's
+botocore).
 
 Usage:
 
@@ -41,16 +43,31 @@ def put_section(path: Path, text: str) -> None:
     _sections.put_section(path, HEADING, text)
 
 
-def measure(python: str, quick: bool) -> tuple[str, float, str]:
-    """Run the benchmark with ``python``; (its tables, the seconds it took, the command). Raises on failure."""
-    bench = ["bench", "aio", *(["--quick"] if quick else [])]
+def _run(python: str, args: list[str], timeout: float) -> tuple[str, float]:
     started = time.monotonic()
-    proc = subprocess.run([python, "-m", "resilient_aws", *bench], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                          timeout=900)
+    proc = subprocess.run([python, "-m", "resilient_aws", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                          timeout=timeout)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:])
-        raise SystemExit(f"aio: {python} -m resilient_aws {' '.join(bench)} exited with {proc.returncode}")
-    return proc.stdout, time.monotonic() - started, "resilient-aws " + " ".join(bench)
+        raise SystemExit(f"aio: {python} -m resilient_aws {' '.join(args)} exited with {proc.returncode}")
+    return proc.stdout, time.monotonic() - started
+
+
+def measure(python: str, quick: bool) -> tuple[str, float, str]:
+    """Run the asyncio benchmark, then the storm benchmark and the drill (which add their aiobotocore and
+    resilient_aws.aio rows where aiobotocore is installed) with ``python``; (the tables, the seconds they
+    took, the commands). Raises on failure."""
+    q = ["--quick"] if quick else []
+    overhead, t1 = _run(python, ["bench", "aio", *q], 900)
+    storm, t2 = _run(python, ["bench", "storm", *q], 1800)
+    drill, t3 = _run(python, ["drill", "--no-live", *q], 600)
+    start = drill.find("\nbotocore ")  # the drill's table starts with its botocore version line
+    drill = drill[start + 1:] if start >= 0 else drill
+    text = (f"{overhead.strip()}\n\n### Retry storms, counted at the server (`resilient-aws bench storm` in this "
+            f"environment, {t2:.0f} s)\n\n{storm.strip()}\n\n### The outage drill (`python -m resilient_aws drill "
+            f"--no-live` in this environment, {t3:.0f} s)\n\n```\n{drill.strip()}\n```\n")
+    commands = f"resilient-aws bench aio{' --quick' if quick else ''}, then bench storm and drill, in .venv-aio"
+    return text, t1 + t2 + t3, commands
 
 
 def main(argv: list[str] | None = None) -> int:
