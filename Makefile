@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-aio venv-aio matrix demo demo-quick demo-fleet lint bench bench-storm bench-dns results clean venv
+.PHONY: test test-aio venv-aio matrix demo demo-aio demo-quick demo-fleet lint bench bench-storm bench-dns results clean venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,11 @@ demo: $(STAMP)
 
 demo-quick: $(STAMP)
 	$(BIN)/python -m resilient_aws drill --quick
+
+# The drill with the asyncio rows too (plain aiobotocore and resilient_aws.aio), in .venv-aio: every client
+# there runs on aiobotocore's botocore.
+demo-aio: $(AIO_STAMP)
+	$(AIO_BIN)/python -m resilient_aws drill
 
 # 8 processes against the same servers, with shared state through a local redis-server and alone (needs
 # redis-server on PATH: Debian's package).
