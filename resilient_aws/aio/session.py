@@ -96,7 +96,7 @@ class _ClientContext:
     client, leaving it closes them (aiobotocore's ``ClientCreatorContext``, for a resilient client)."""
 
     def __init__(self, session: Session, create: Any) -> None:
-        self._session: AioSession = session
+        self._session = session
         self._create = create
         self._client: AioResilientClient | None = None
 
@@ -148,7 +148,7 @@ class Session:
             session.set_credentials(aws_access_key_id, aws_secret_access_key, aws_session_token)
         if region_name is not None:
             session.set_config_variable("region", region_name)
-        self._session = session
+        self._session: AioSession = session
         # the endpoint data and service models, read through a botocore session: AioSession's region
         # look-ups are coroutines, and the checks run before anything is awaited
         self._data = botocore.session.get_session()
