@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import gc
 import importlib
+import importlib.util
 import logging
 import math
 import multiprocessing
@@ -355,6 +356,13 @@ class _Relay(logging.Handler):
             self._send(("log", record.name, record.levelno, record.getMessage()))
 
 
+def _package_dir(name: str) -> str:
+    """The folder of an installed package (with a trailing separator), or "" when it is not installed."""
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return os.path.dirname(origin) + os.sep if origin else ""
+
+
 class _Owner:
     """Whose code a stack sample of the loop thread is in: the innermost frame that belongs to
     resilient_aws's library code (``LIBRARY``: not its drill or testing harness), to the AWS client
@@ -365,16 +373,10 @@ class _Owner:
     LIBRARY, CLIENT, HARNESS, OTHER = "library", "client", "harness", "other"
 
     def __init__(self) -> None:
-        import aiobotocore
-        import aiohttp
-        import botocore
-
-        import resilient_aws
-
-        root = os.path.dirname(resilient_aws.__file__) + os.sep
+        root = _package_dir("resilient_aws")
         self._library = root
         self._harness = tuple(root + part + os.sep for part in ("drill", "testing", "bench"))
-        self._client = tuple(os.path.dirname(m.__file__) + os.sep for m in (aiobotocore, botocore, aiohttp))
+        self._client = tuple(d for d in map(_package_dir, ("aiobotocore", "botocore", "aiohttp")) if d)
         self._cache: dict[str, str] = {}
 
     def of(self, frame: Any) -> str:
