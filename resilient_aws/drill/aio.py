@@ -28,9 +28,10 @@ every callback (wall and CPU) and reports those longer than 5 ms (:class:`_Callb
 How plain aiobotocore resolves names: as in a stock process, aiohttp's ``TCPConnector`` with its own
 DNS cache on (``ttl_dns_cache`` 10 s, aiohttp's default), asking a resolver on a miss. A stock process's
 resolver is ``getaddrinfo`` in a thread (aiohttp's ``ThreadedResolver``), which cannot be aimed at the
-drill's DNS server, and ``AsyncResolver`` needs aiodns; so :class:`UncachedAioResolver` stands in for
-``getaddrinfo``, as :mod:`~resilient_aws.drill.baseline_dns` does for the botocore clients: a query to
-the drill's server (A, then AAAA) on every miss, with no memory of past answers.
+drill's DNS server, and ``AsyncResolver`` needs aiodns; so :class:`UncachedAioResolver` runs
+:mod:`~resilient_aws.drill.baseline_dns`'s lookup (the botocore clients' stand-in for ``getaddrinfo``) in a
+worker thread, as ``ThreadedResolver`` does: a query to the drill's server (A, then AAAA) on every miss,
+with no memory of past answers.
 
 Importing this module imports neither aiobotocore nor aiohttp; the child does.
 """
@@ -644,52 +645,27 @@ def _resilient_opener(spec: AioSpec) -> Opener:
 class UncachedAioResolver:
     """An aiohttp resolver asking given nameservers on every call, A then AAAA, with no cache:
     ``getaddrinfo`` of a stock process, aimed at the drill's DNS server (see the module docstring).
-    Any failure (empty answer, NXDOMAIN, SERVFAIL, timeout) is an ``OSError``, which aiohttp reports
-    as ``ClientConnectorDNSError``. Make one with :func:`uncached_aio_resolver` (an
+    The lookup is the thread clients' baseline (:class:`~resilient_aws.drill.baseline_dns.UncachedResolver`),
+    run in the loop's executor as aiohttp's default ``ThreadedResolver`` runs ``getaddrinfo``. Any failure
+    (empty answer, NXDOMAIN, SERVFAIL, timeout) is an ``OSError``, which aiohttp reports as
+    ``ClientConnectorDNSError``. Make one with :func:`uncached_aio_resolver` (an
     ``aiohttp.abc.AbstractResolver`` too, which aiobotocore checks)."""
 
     def __init__(self, nameservers: list[str], port: int, timeout: float = 2.0) -> None:
-        self._nameservers = list(nameservers)
-        self._port = port
-        self._timeout = timeout
+        from .baseline_dns import UncachedResolver
+
+        self._lookup = UncachedResolver(nameservers, port, timeout)
 
     async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, Any]]:
-        import dns.asyncbackend
-        import dns.asyncresolver
-        import dns.exception
-        import dns.rdatatype
-        import dns.resolver
-
-        from ..dns import DnsLookupError
-
-        r = dns.asyncresolver.Resolver(configure=False)  # no /etc/resolv.conf, no dnspython cache
-        r.nameservers = list(self._nameservers)
-        r.port = self._port
-        r.timeout = r.lifetime = self._timeout
-        backend = dns.asyncbackend.get_backend("asyncio")
-        results: list[dict[str, Any]] = []
-        failure: tuple[str, str] | None = None
-        for rdtype, fam in ((dns.rdatatype.A, socket.AF_INET), (dns.rdatatype.AAAA, socket.AF_INET6)):
-            if family not in (socket.AF_UNSPEC, fam):
-                continue
-            try:
-                answer = await r.resolve(host, rdtype, search=False, raise_on_no_answer=False, backend=backend)
-            except dns.resolver.NXDOMAIN as e:
-                failure = ("nxdomain", str(e))
-                break  # glibc stops too: the name does not exist
-            except dns.resolver.NoNameservers as e:
-                failure = failure or ("servfail", str(e))
-                continue
-            except dns.exception.Timeout as e:
-                failure = failure or ("timeout", str(e))
-                continue
-            for rr in answer.rrset or ():
-                results.append({"hostname": host, "host": rr.address, "port": port, "family": fam,
-                                "proto": socket.IPPROTO_TCP, "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV})
+        infos = await asyncio.get_running_loop().run_in_executor(None, self._lookup.resolve, host, port)
+        results = [{"hostname": host, "host": sockaddr[0], "port": port, "family": fam, "proto": socket.IPPROTO_TCP,
+                    "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV}
+                   for fam, _, _, _, sockaddr in infos if family in (socket.AF_UNSPEC, fam)]
         if results:
             return results
-        kind, message = failure or ("empty", "no A or AAAA records")
-        raise DnsLookupError(host, kind, message)
+        from ..dns import DnsLookupError
+
+        raise DnsLookupError(host, "empty", f"no {socket.AddressFamily(family).name} records")
 
     async def close(self) -> None:
         """Nothing to release."""
